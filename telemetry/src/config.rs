@@ -1,0 +1,385 @@
+//! Telemetry configuration, read from the standard OpenTelemetry environment variables.
+//!
+//! Every value is parsed once at start-up; an unknown value is an error that names its variable,
+//! so a typo in a deployment fails loudly instead of silently dropping every trace.
+
+use std::time::Duration;
+
+/// Where finished spans are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TracesExporter {
+    /// OTLP over HTTP with protobuf bodies, to this full `/v1/traces` URL.
+    Otlp { endpoint: String },
+    /// Zipkin's v2 JSON API, to this full `/api/v2/spans` URL.
+    Zipkin { endpoint: String },
+    /// One line per span on standard output: for local debugging.
+    Console,
+    /// Spans are still created (trace ids are still returned and propagated) but never exported.
+    None,
+}
+
+/// A context propagation format named in `OTEL_PROPAGATORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropagatorKind {
+    TraceContext,
+    Baggage,
+    /// B3 single header (`b3: {trace}-{span}-{sampled}`).
+    B3,
+    /// B3 multiple headers (`X-B3-TraceId`, `X-B3-SpanId`, `X-B3-Sampled`, ...).
+    B3Multi,
+}
+
+/// The sampler named by `OTEL_TRACES_SAMPLER` (and its ratio, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerKind {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// How log lines are written to standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with `trace_id` and `span_id` when written inside a span.
+    Json,
+}
+
+/// Everything the telemetry set-up reads from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `OTEL_SERVICE_NAME`; when absent each service uses its own name.
+    pub service_name: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, as `key=value` pairs.
+    pub resource_attributes: Vec<(String, String)>,
+    pub exporter: TracesExporter,
+    /// Upper bound of one export request (`OTEL_EXPORTER_OTLP_TIMEOUT` / `_ZIPKIN_TIMEOUT`, ms).
+    pub export_timeout: Duration,
+    pub sampler: SamplerKind,
+    pub propagators: Vec<PropagatorKind>,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`, an `EnvFilter` directive; `info` by default.
+    pub log_filter: String,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
+const DEFAULT_ZIPKIN_ENDPOINT: &str = "http://localhost:9411/api/v2/spans";
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TelemetryConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let invalid = |variable: &'static str, value: &str, reason: &str| ConfigError {
+            variable,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+
+        let exporter = match var("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
+            None | Some("otlp") => TracesExporter::Otlp {
+                endpoint: otlp_traces_endpoint(
+                    var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                    var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                ),
+            },
+            Some("zipkin") => TracesExporter::Zipkin {
+                endpoint: var("OTEL_EXPORTER_ZIPKIN_ENDPOINT")
+                    .unwrap_or_else(|| DEFAULT_ZIPKIN_ENDPOINT.to_owned()),
+            },
+            Some("console") => TracesExporter::Console,
+            Some("none") => TracesExporter::None,
+            Some(other) => {
+                return Err(invalid(
+                    "OTEL_TRACES_EXPORTER",
+                    other,
+                    "expected one of otlp, zipkin, console, none",
+                ));
+            }
+        };
+
+        let timeout_variable = match exporter {
+            TracesExporter::Zipkin { .. } => "OTEL_EXPORTER_ZIPKIN_TIMEOUT",
+            _ => "OTEL_EXPORTER_OTLP_TIMEOUT",
+        };
+        let export_timeout = match var(timeout_variable) {
+            None => DEFAULT_EXPORT_TIMEOUT,
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| invalid(timeout_variable, &value, "expected milliseconds"))?,
+        };
+
+        let ratio = || -> Result<f64, ConfigError> {
+            match var("OTEL_TRACES_SAMPLER_ARG") {
+                None => Ok(1.0),
+                Some(value) => value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|ratio| (0.0..=1.0).contains(ratio))
+                    .ok_or_else(|| {
+                        invalid(
+                            "OTEL_TRACES_SAMPLER_ARG",
+                            &value,
+                            "expected a ratio between 0 and 1",
+                        )
+                    }),
+            }
+        };
+        let sampler = match var("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
+            None | Some("parentbased_always_on") => SamplerKind::ParentBasedAlwaysOn,
+            Some("parentbased_always_off") => SamplerKind::ParentBasedAlwaysOff,
+            Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio()?),
+            Some("always_on") => SamplerKind::AlwaysOn,
+            Some("always_off") => SamplerKind::AlwaysOff,
+            Some("traceidratio") => SamplerKind::TraceIdRatio(ratio()?),
+            Some(other) => {
+                return Err(invalid(
+                    "OTEL_TRACES_SAMPLER",
+                    other,
+                    "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
+                     parentbased_always_off, parentbased_traceidratio",
+                ));
+            }
+        };
+
+        let propagators = match var("OTEL_PROPAGATORS") {
+            None => vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
+            Some(list) => parse_propagators(&list)
+                .map_err(|reason| invalid("OTEL_PROPAGATORS", &list, &reason))?,
+        };
+
+        let resource_attributes = match var("OTEL_RESOURCE_ATTRIBUTES") {
+            None => Vec::new(),
+            Some(list) => parse_resource_attributes(&list)
+                .map_err(|reason| invalid("OTEL_RESOURCE_ATTRIBUTES", &list, &reason))?,
+        };
+
+        let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid("LOG_FORMAT", other, "expected text or json"));
+            }
+        };
+        let log_filter = var("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            return Err(invalid("RUST_LOG", &log_filter, &error.to_string()));
+        }
+
+        Ok(Self {
+            service_name: var("OTEL_SERVICE_NAME").map(|name| name.trim().to_owned()),
+            resource_attributes,
+            exporter,
+            export_timeout,
+            sampler,
+            propagators,
+            log_format,
+            log_filter,
+        })
+    }
+
+    /// A configuration that exports nothing and logs only warnings: for tests and benchmarks.
+    pub fn silent() -> Self {
+        Self {
+            service_name: None,
+            resource_attributes: Vec::new(),
+            exporter: TracesExporter::None,
+            export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            sampler: SamplerKind::ParentBasedAlwaysOn,
+            propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
+            log_format: LogFormat::Text,
+            log_filter: "warn".to_owned(),
+        }
+    }
+
+    /// Where traces go, in words, for start-up banners.
+    pub fn destination(&self) -> String {
+        match &self.exporter {
+            TracesExporter::Otlp { endpoint } => format!("OTLP/HTTP {endpoint}"),
+            TracesExporter::Zipkin { endpoint } => format!("Zipkin {endpoint}"),
+            TracesExporter::Console => "standard output".to_owned(),
+            TracesExporter::None => "nowhere (OTEL_TRACES_EXPORTER=none)".to_owned(),
+        }
+    }
+}
+
+/// The per-signal variable is used as is; the generic one is a base URL that gets `/v1/traces`.
+fn otlp_traces_endpoint(traces: Option<String>, base: Option<String>) -> String {
+    match (traces, base) {
+        (Some(traces), _) => traces.trim().to_owned(),
+        (None, base) => {
+            let base = base.unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned());
+            format!("{}/v1/traces", base.trim().trim_end_matches('/'))
+        }
+    }
+}
+
+fn parse_propagators(list: &str) -> Result<Vec<PropagatorKind>, String> {
+    let mut propagators = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        let kind = match name {
+            "tracecontext" => PropagatorKind::TraceContext,
+            "baggage" => PropagatorKind::Baggage,
+            "b3" => PropagatorKind::B3,
+            "b3multi" => PropagatorKind::B3Multi,
+            "none" => continue,
+            other => {
+                return Err(format!(
+                    "unknown propagator {other:?}; expected tracecontext, baggage, b3, b3multi or none"
+                ));
+            }
+        };
+        if !propagators.contains(&kind) {
+            propagators.push(kind);
+        }
+    }
+    Ok(propagators)
+}
+
+fn parse_resource_attributes(list: &str) -> Result<Vec<(String, String)>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => Err(format!("expected key=value, found {pair:?}")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
+        TelemetryConfig::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_opentelemetry_specification() {
+        let config = config(&[]).unwrap();
+        assert_eq!(
+            config.exporter,
+            TracesExporter::Otlp {
+                endpoint: "http://localhost:4318/v1/traces".into()
+            }
+        );
+        assert_eq!(config.sampler, SamplerKind::ParentBasedAlwaysOn);
+        assert_eq!(
+            config.propagators,
+            [PropagatorKind::TraceContext, PropagatorKind::Baggage]
+        );
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.log_filter, "info");
+    }
+
+    #[test]
+    fn endpoints_and_choices_are_read() {
+        let config = config(&[
+            ("OTEL_TRACES_EXPORTER", "zipkin"),
+            ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "http://zipkin:9411/api/v2/spans"),
+            ("OTEL_EXPORTER_ZIPKIN_TIMEOUT", "2500"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_PROPAGATORS", "b3multi, tracecontext"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=dev, team=sre"),
+            ("OTEL_SERVICE_NAME", "user-eu"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.exporter,
+            TracesExporter::Zipkin {
+                endpoint: "http://zipkin:9411/api/v2/spans".into()
+            }
+        );
+        assert_eq!(config.export_timeout, Duration::from_millis(2500));
+        assert_eq!(config.sampler, SamplerKind::ParentBasedTraceIdRatio(0.25));
+        assert_eq!(
+            config.propagators,
+            [PropagatorKind::B3Multi, PropagatorKind::TraceContext]
+        );
+        assert_eq!(
+            config.resource_attributes,
+            [
+                ("deployment.environment".into(), "dev".into()),
+                ("team".into(), "sre".into())
+            ]
+        );
+        assert_eq!(config.service_name.as_deref(), Some("user-eu"));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_otlp_base_endpoint_gets_the_traces_path_and_the_signal_endpoint_does_not() {
+        let base = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]).unwrap();
+        assert_eq!(
+            base.exporter,
+            TracesExporter::Otlp {
+                endpoint: "http://collector:4318/v1/traces".into()
+            }
+        );
+        let signal = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:4318/custom"),
+        ])
+        .unwrap();
+        assert_eq!(
+            signal.exporter,
+            TracesExporter::Otlp {
+                endpoint: "http://other:4318/custom".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_errors_that_name_the_variable() {
+        for (variable, value) in [
+            ("OTEL_TRACES_EXPORTER", "jaeger"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_PROPAGATORS", "tracecontext,xray"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+            ("LOG_FORMAT", "yaml"),
+            ("RUST_LOG", "info,[[["),
+        ] {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert!(error.to_string().contains(variable), "{error}");
+        }
+        let error = config(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variable, "OTEL_TRACES_SAMPLER_ARG");
+    }
+}

@@ -1,0 +1,183 @@
+//! Span exporters: the choice made by `OTEL_TRACES_EXPORTER`, a console exporter for local
+//! debugging, and the wrapper that reports a failing collector once instead of on every batch.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use tracing::dispatcher::WeakDispatch;
+
+use crate::config::TracesExporter;
+use crate::zipkin::ZipkinExporter;
+
+/// The exporter chosen by configuration; `None` when spans are not exported at all.
+#[derive(Debug)]
+pub(crate) enum ConfiguredExporter {
+    Otlp(opentelemetry_otlp::SpanExporter),
+    Zipkin(ZipkinExporter),
+    Console(ConsoleExporter),
+}
+
+impl ConfiguredExporter {
+    pub(crate) fn build(
+        choice: &TracesExporter,
+        timeout: Duration,
+    ) -> Result<Option<Self>, opentelemetry_otlp::ExporterBuildError> {
+        Ok(match choice {
+            TracesExporter::Otlp { endpoint } => Some(Self::Otlp(
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_endpoint(endpoint.clone())
+                    .with_timeout(timeout)
+                    .build()?,
+            )),
+            TracesExporter::Zipkin { endpoint } => {
+                Some(Self::Zipkin(ZipkinExporter::new(endpoint.clone(), timeout)))
+            }
+            TracesExporter::Console => Some(Self::Console(ConsoleExporter::default())),
+            TracesExporter::None => None,
+        })
+    }
+}
+
+impl SpanExporter for ConfiguredExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            Self::Otlp(exporter) => exporter.export(batch).await,
+            Self::Zipkin(exporter) => exporter.export(batch).await,
+            Self::Console(exporter) => exporter.export(batch).await,
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            Self::Otlp(exporter) => exporter.shutdown_with_timeout(timeout),
+            Self::Zipkin(exporter) => exporter.shutdown_with_timeout(timeout),
+            Self::Console(exporter) => exporter.shutdown_with_timeout(timeout),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Self::Otlp(exporter) => exporter.set_resource(resource),
+            Self::Zipkin(exporter) => exporter.set_resource(resource),
+            Self::Console(exporter) => exporter.set_resource(resource),
+        }
+    }
+}
+
+/// Logs the first failed export and the first success after failures, and nothing in between:
+/// an unreachable collector is one warning, not one per batch. Spans of failed batches are
+/// dropped (the batch queue is bounded), so a dead collector never grows memory.
+pub(crate) struct ReportingExporter<E> {
+    inner: E,
+    destination: String,
+    failing: AtomicBool,
+    /// The service's log pipeline; exports run on the SDK's own thread, which has none.
+    log: Arc<OnceLock<WeakDispatch>>,
+}
+
+impl<E> ReportingExporter<E> {
+    pub(crate) fn new(inner: E, destination: String, log: Arc<OnceLock<WeakDispatch>>) -> Self {
+        Self {
+            inner,
+            destination,
+            failing: AtomicBool::new(false),
+            log,
+        }
+    }
+
+    fn log(&self, write: impl FnOnce()) {
+        match self.log.get().and_then(WeakDispatch::upgrade) {
+            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, write),
+            None => write(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for ReportingExporter<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportingExporter")
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for ReportingExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let result = self.inner.export(batch).await;
+        match &result {
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => self.log(|| {
+                tracing::warn!(
+                    destination = %self.destination,
+                    %error,
+                    spans,
+                    "trace export failed; spans are dropped until it succeeds again \
+                     (reported once)"
+                )
+            }),
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => self.log(|| {
+                tracing::info!(destination = %self.destination, "trace export recovered")
+            }),
+            _ => {}
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Writes each span as one JSON line on standard output.
+#[derive(Debug, Default)]
+pub(crate) struct ConsoleExporter {
+    service_name: String,
+}
+
+impl SpanExporter for ConsoleExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for span in batch {
+            let attributes: serde_json::Map<String, serde_json::Value> = span
+                .attributes
+                .iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string().into()))
+                .collect();
+            let line = serde_json::json!({
+                "span": span.name,
+                "service": self.service_name,
+                "kind": format!("{:?}", span.span_kind).to_uppercase(),
+                "trace_id": span.span_context.trace_id().to_string(),
+                "span_id": span.span_context.span_id().to_string(),
+                "parent_id": span.parent_span_id.to_string(),
+                "duration_us": span.end_time.duration_since(span.start_time)
+                    .unwrap_or_default().as_micros() as u64,
+                "status": format!("{:?}", span.status),
+                "attributes": attributes,
+            });
+            writeln!(out, "{line}").map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.service_name = crate::zipkin::service_name(resource);
+    }
+}

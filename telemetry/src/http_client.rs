@@ -1,0 +1,109 @@
+//! The instrumented HTTP client: every outgoing request gets a CLIENT span, carries the current
+//! trace context in its headers, and is measured in `http_client_request_duration_seconds`.
+
+use std::time::Instant;
+
+use http::Extensions;
+use metrics::histogram;
+use opentelemetry::trace::TraceContextExt;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::http_server::method_label;
+use crate::propagation;
+
+pub(crate) const REQUEST_DURATION: &str = "http_client_request_duration_seconds";
+
+/// Wraps `client` so that its requests are traced, propagated and measured.
+pub fn client(client: reqwest::Client) -> ClientWithMiddleware {
+    ClientBuilder::new(client).with(TracingMiddleware).build()
+}
+
+/// The middleware behind [`client`], for callers that build their own middleware stack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingMiddleware;
+
+#[async_trait::async_trait]
+impl Middleware for TracingMiddleware {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let started = Instant::now();
+        let method = method_label(request.method());
+        let url = request.url();
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url.port_or_known_default().unwrap_or_default();
+        // The peer label is the configured upstream (host:port), never a path: bounded.
+        let peer = format!("{host}:{port}");
+        let span = tracing::info_span!(
+            "HTTP client request",
+            otel.name = method,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method,
+            http.response.status_code = Empty,
+            server.address = host.as_str(),
+            server.port = port,
+            url.full = redacted_url(url).as_str(),
+            error.type = Empty,
+        );
+        let cx = span.context();
+        if cx.span().span_context().is_valid() {
+            propagation::inject_http(&cx, request.headers_mut());
+        }
+
+        let result = next
+            .run(request, extensions)
+            .instrument(span.clone())
+            .await;
+
+        let status_label = match &result {
+            Ok(response) => {
+                let status = response.status();
+                span.record("http.response.status_code", status.as_u16());
+                if status.is_client_error() || status.is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", status.as_str());
+                }
+                status.as_str().to_owned()
+            }
+            Err(error) => {
+                let kind = error_kind(error);
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", kind);
+                kind.to_owned()
+            }
+        };
+        histogram!(
+            REQUEST_DURATION,
+            "method" => method,
+            "peer" => peer,
+            "status" => status_label,
+        )
+        .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+/// A bounded name for a failure that produced no response.
+fn error_kind(error: &reqwest_middleware::Error) -> &'static str {
+    match error {
+        reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => "timeout",
+        reqwest_middleware::Error::Reqwest(error) if error.is_connect() => "connect",
+        _ => "error",
+    }
+}
+
+/// The URL without credentials or query string, which may hold secrets.
+fn redacted_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.to_string()
+}

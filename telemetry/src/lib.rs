@@ -1,0 +1,227 @@
+//! Traces, metrics and logs for every service of the stack: the one place for their conventions.
+//!
+//! A service asks for a [`Telemetry`] by name, then runs on it:
+//!
+//! ```no_run
+//! # async fn serve(_metrics: telemetry::Metrics) {}
+//! let config = telemetry::TelemetryConfig::from_env()?;
+//! let telemetry = telemetry::Telemetry::init("user", env!("CARGO_PKG_VERSION"), &config)?;
+//! let metrics = telemetry.metrics().clone();
+//! telemetry.run(serve(metrics))?;
+//! # Ok::<(), telemetry::TelemetryError>(())
+//! ```
+//!
+//! [`Telemetry::run`] gives the service a tokio runtime of its own whose threads log, trace and
+//! record metrics through that service's pipeline, and flushes the last spans when the service
+//! returns. Because the pipeline belongs to the runtime rather than the process, several
+//! services can share one process (the `stack` launcher) and still export spans under their
+//! own `service.name` and serve their own `/metrics`.
+//!
+//! The rest of the crate is what services use while they run: [`http_server::instrument`] for an
+//! axum router, [`http_client::client`] for reqwest, [`db::DbOperation`] for database calls and
+//! [`amqp`] for RabbitMQ messages.
+
+pub mod amqp;
+pub mod config;
+pub mod db;
+mod export;
+pub mod http_client;
+pub mod http_server;
+mod logs;
+mod metrics;
+pub mod propagation;
+mod zipkin;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing::Dispatch;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+pub use config::{
+    ConfigError, LogFormat, PropagatorKind, SamplerKind, TelemetryConfig, TracesExporter,
+};
+pub use http_server::{TRACE_ID_HEADER, instrument};
+pub use metrics::Metrics;
+
+use export::{ConfiguredExporter, ReportingExporter};
+use logs::JsonLogLayer;
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot build the trace exporter: {0}")]
+    Exporter(String),
+    #[error("cannot start the service runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// One service's telemetry pipeline: its log output, tracer and metrics registry.
+pub struct Telemetry {
+    service_name: String,
+    destination: String,
+    dispatch: Dispatch,
+    provider: SdkTracerProvider,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service_name", &self.service_name)
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long the last spans may take to leave at shutdown before they are given up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Telemetry {
+    /// Builds the pipeline of the service `default_name` (overridden by `OTEL_SERVICE_NAME`).
+    pub fn init(
+        default_name: &str,
+        version: &str,
+        config: &TelemetryConfig,
+    ) -> Result<Self, TelemetryError> {
+        let service_name = config
+            .service_name
+            .clone()
+            .unwrap_or_else(|| default_name.to_owned());
+        propagation::install(&config.propagators);
+
+        let resource = Resource::builder_empty()
+            .with_attributes(
+                config
+                    .resource_attributes
+                    .iter()
+                    .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+            )
+            .with_service_name(service_name.clone())
+            .with_attribute(KeyValue::new("service.version", version.to_owned()))
+            .build();
+        let log_dispatch = Arc::new(OnceLock::new());
+        let mut provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_sampler(sampler(config.sampler));
+        let exporter = ConfiguredExporter::build(&config.exporter, config.export_timeout)
+            .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+        if let Some(exporter) = exporter {
+            provider = provider.with_batch_exporter(ReportingExporter::new(
+                exporter,
+                config.destination(),
+                Arc::clone(&log_dispatch),
+            ));
+        }
+        let provider = provider.build();
+
+        // Spans at INFO and above are traced whatever RUST_LOG says: it filters log lines only.
+        let traces = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("telemetry"))
+            .with_filter(LevelFilter::INFO);
+        let log_lines = match config.log_format {
+            LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+            LogFormat::Json => JsonLogLayer::default().boxed(),
+        };
+        let subscriber = Registry::default()
+            .with(log_lines.with_filter(EnvFilter::new(&config.log_filter)))
+            .with(traces);
+        let dispatch = Dispatch::new(subscriber);
+        let _ = log_dispatch.set(dispatch.downgrade());
+
+        Ok(Self {
+            metrics: Metrics::new(&service_name, version),
+            service_name,
+            destination: config.destination(),
+            dispatch,
+            provider,
+        })
+    }
+
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+
+    /// Where this service's spans go, in words.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Runs `service` to completion on a runtime whose threads use this pipeline, then flushes
+    /// the spans still queued. A panic in `service` is passed on after the flush.
+    pub fn run<F>(self, service: F) -> Result<F::Output, TelemetryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let dispatch = self.dispatch.clone();
+        let recorder = self.metrics.recorder();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name(format!("{}-worker", self.service_name))
+            .on_thread_start(move || {
+                // These threads serve only this service for as long as they live.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+                std::mem::forget(::metrics::set_default_local_recorder(recorder));
+            })
+            .build()?;
+        let metrics = self.metrics.clone();
+        let outcome = runtime.block_on(async move {
+            let upkeep = tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    metrics.run_upkeep();
+                }
+            });
+            let outcome = tokio::spawn(service).await;
+            upkeep.abort();
+            outcome
+        });
+        // Spans end when their tasks are dropped, so stop the runtime before the last flush.
+        runtime.shutdown_timeout(FLUSH_TIMEOUT);
+        self.shutdown();
+        match outcome {
+            Ok(output) => Ok(output),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(TelemetryError::Runtime(std::io::Error::other(error))),
+        }
+    }
+
+    /// Exports the spans still queued and stops the exporter. This blocks, and runs outside
+    /// any tokio runtime: the exporter has its own thread, so no runtime worker can be starved
+    /// of the flush it waits for.
+    fn shutdown(self) {
+        if let Err(error) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                tracing::warn!(%error, "could not flush the last spans")
+            });
+        }
+    }
+}
+
+fn sampler(kind: SamplerKind) -> Sampler {
+    match kind {
+        SamplerKind::AlwaysOn => Sampler::AlwaysOn,
+        SamplerKind::AlwaysOff => Sampler::AlwaysOff,
+        SamplerKind::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(ratio),
+        SamplerKind::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerKind::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerKind::ParentBasedTraceIdRatio(ratio) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+    }
+}
