@@ -140,7 +140,10 @@ async fn trace_request(request: Request, next: Next) -> Response {
     let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
     if let Some(route) = &route {
         span.record("http.route", route.as_str());
-        span.record("otel.name", format!("{method} {route}"));
+        // The span was started early (its trace id is needed above), so rename it directly.
+        span.context()
+            .span()
+            .update_name(format!("{method} {route}"));
     }
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {

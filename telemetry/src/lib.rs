@@ -127,6 +127,12 @@ impl Telemetry {
         // Spans at INFO and above are traced whatever RUST_LOG says: it filters log lines only.
         let traces = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("telemetry"))
+            // Spans carry the OpenTelemetry attributes we give them, not tracing's internals.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
             .with_filter(LevelFilter::INFO);
         let log_lines = match config.log_format {
             LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),

@@ -1,1 +1,23 @@
+//! HTTP API conventions shared by the services: problem-details errors, JSON bodies, the ping
+//! and health probes, and serving with a graceful stop. Telemetry lives in `telemetry`; this
+//! crate is about what a client sees.
 
+pub mod json;
+pub mod problem;
+pub mod probes;
+pub mod serve;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+pub use json::JsonObject;
+pub use problem::{FieldError, Problem};
+
+/// Applies the conventions every service router shares: problem-details answers for unknown
+/// paths and methods, and the body size limit. Call it after the routes are added.
+pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(probes::not_found)
+        .method_not_allowed_fallback(probes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+}

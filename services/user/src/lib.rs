@@ -1,1 +1,15 @@
+//! The user service: users in Postgres behind a small JSON API (`POST /user`, `GET /user/{id}`,
+//! `GET /users`), traced and measured through the `telemetry` crate.
 
+pub mod configuration;
+pub mod domain;
+pub mod routes;
+pub mod startup;
+pub mod store;
+
+pub use configuration::Settings;
+pub use startup::{StartError, app, run};
+
+/// The service's name in traces and metrics, unless `OTEL_SERVICE_NAME` says otherwise.
+pub const SERVICE_NAME: &str = "user";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

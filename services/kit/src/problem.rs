@@ -1,0 +1,212 @@
+//! Problem details (RFC 9457): the one shape of every error body the services return.
+//!
+//! ```json
+//! {"type": "urn:problem:validation", "title": "Invalid request body", "status": 422,
+//!  "detail": "2 fields are invalid",
+//!  "errors": [{"pointer": "#/name", "detail": "must not be empty"}, ...]}
+//! ```
+//!
+//! `type` is stable and names the kind of problem; `title` is the same for every problem of a
+//! type; `detail` is about this occurrence; `errors` lists each failing field by JSON pointer.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// One failing field of a request body or query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer to the field, e.g. `#/email`.
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: format!("#/{field}"),
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    #[serde(serialize_with = "serialize_status")]
+    pub status: StatusCode,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+fn serialize_status<S: serde::Serializer>(
+    status: &StatusCode,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u16(status.as_u16())
+}
+
+impl Problem {
+    fn new(
+        kind: &'static str,
+        title: &'static str,
+        status: StatusCode,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            title,
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A body that is not what the endpoint reads (bad JSON, not an object, bad query).
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:malformed-request",
+            "Malformed request",
+            StatusCode::BAD_REQUEST,
+            detail,
+        )
+    }
+
+    /// Well-formed input whose fields break the rules; every failing field is listed.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => "1 field is invalid".to_owned(),
+            n => format!("{n} fields are invalid"),
+        };
+        Self {
+            errors,
+            ..Self::new(
+                "urn:problem:validation",
+                "Invalid request",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                detail,
+            )
+        }
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:unsupported-media-type",
+            "Unsupported media type",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            detail,
+        )
+    }
+
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            "urn:problem:payload-too-large",
+            "Payload too large",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body must not exceed {limit_bytes} bytes"),
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:not-found",
+            "Not found",
+            StatusCode::NOT_FOUND,
+            detail,
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            "urn:problem:method-not-allowed",
+            "Method not allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this resource does not support that method",
+        )
+    }
+
+    /// The request conflicts with stored state, e.g. a duplicate of a unique value.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:conflict",
+            "Conflict",
+            StatusCode::CONFLICT,
+            detail,
+        )
+    }
+
+    /// A dependency (database, cache, broker) cannot be reached; retrying later may succeed.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:dependency-unavailable",
+            "Service unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            detail,
+        )
+    }
+
+    /// A failure that is ours; the detail never carries internals (they go to the log).
+    pub fn internal() -> Self {
+        Self::new(
+            "urn:problem:internal",
+            "Internal error",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request could not be completed; the trace id in x-trace-id locates it",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, axum::Json(self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(CONTENT_TYPE),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_problems_list_every_field() {
+        let problem = Problem::validation(vec![
+            FieldError::new("name", "must not be empty"),
+            FieldError::new("email", "is required"),
+        ]);
+        insta::assert_json_snapshot!(problem, @r###"
+        {
+          "type": "urn:problem:validation",
+          "title": "Invalid request",
+          "status": 422,
+          "detail": "2 fields are invalid",
+          "errors": [
+            {
+              "pointer": "#/name",
+              "detail": "must not be empty"
+            },
+            {
+              "pointer": "#/email",
+              "detail": "is required"
+            }
+          ]
+        }
+        "###);
+    }
+
+    #[test]
+    fn the_response_has_the_status_and_the_problem_content_type() {
+        let response = Problem::conflict("taken").into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+    }
+}

@@ -1,0 +1,144 @@
+//! The user domain: what a valid name and email are, parsed once at the edge so the rest of
+//! the service only ever holds valid values.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_EMAIL_CHARS: usize = 254;
+const MAX_LOCAL_PART_CHARS: usize = 64;
+
+/// A display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address of the usual `local@domain.tld` form. It is kept as written; uniqueness
+/// ignores case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim();
+        if email.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if email.chars().count() > MAX_EMAIL_CHARS {
+            return Err(format!("must be at most {MAX_EMAIL_CHARS} characters"));
+        }
+        let invalid = || Err("is not a valid email address".to_owned());
+        let Some((local, domain)) = email.split_once('@') else {
+            return invalid();
+        };
+        let local_ok = !local.is_empty()
+            && local.chars().count() <= MAX_LOCAL_PART_CHARS
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"@,;:<>()[]\\\"".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|label| {
+                !label.is_empty()
+                    && label.chars().count() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(email.to_owned()))
+        } else {
+            invalid()
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user to be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: UserName,
+    pub email: EmailAddress,
+}
+
+/// A stored user, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(UserName::parse("  Ada  ").unwrap().as_str(), "Ada");
+        assert_eq!(UserName::parse("Zoë 🦀").unwrap().as_str(), "Zoë 🦀");
+        assert!(UserName::parse("").is_err());
+        assert!(UserName::parse("   ").is_err());
+        assert!(UserName::parse(&"é".repeat(100)).is_ok());
+        assert!(UserName::parse(&"é".repeat(101)).is_err());
+        assert!(UserName::parse("nul\0byte").is_err());
+        assert!(UserName::parse("line\nbreak").is_err());
+    }
+
+    #[test]
+    fn emails_have_a_local_part_and_a_dotted_domain() {
+        for valid in [
+            "ada@example.com",
+            "Ada.Lovelace+stack@mail.example.co.uk",
+            "o'brien@example.ie",
+            "zoë@exämple.de",
+        ] {
+            assert!(EmailAddress::parse(valid).is_ok(), "{valid}");
+        }
+        for invalid in [
+            "bar",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "ada@exa mple.com",
+            "a da@example.com",
+            ".ada@example.com",
+            "ada..l@example.com",
+            "ada@-example.com",
+            "ada@example..com",
+            "ada\0@example.com",
+            "'; DROP TABLE users; --@example.com",
+        ] {
+            assert!(EmailAddress::parse(invalid).is_err(), "{invalid}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(EmailAddress::parse(&long).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! Start-up: wait for Postgres, create the database and apply migrations, build the router and
+//! serve it until shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use sqlx::migrate::{MigrateDatabase, Migration, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, SqlSafeStr};
+use telemetry::Metrics;
+use tokio::net::TcpListener;
+
+use crate::configuration::{Settings, redact_url};
+use crate::routes;
+use crate::store::{UserStore, is_unavailable};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: UserStore,
+}
+
+/// Why the service could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot serve: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The migrations, embedded so the binary needs no files at run time.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "users".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/0001_users.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// Creates the database if it is missing, connects and migrates.
+async fn prepare_database(settings: &Settings) -> Result<PgPool, StartError> {
+    if !Postgres::database_exists(&settings.database_url).await? {
+        // Another instance may create it at the same moment: "already exists" is success.
+        if let Err(error) = Postgres::create_database(&settings.database_url).await {
+            let exists = matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P04"));
+            if !exists {
+                return Err(error.into());
+            }
+        }
+        tracing::info!("created the database");
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect(&settings.database_url)
+        .await?;
+    migrator().run(&pool).await?;
+    Ok(pool)
+}
+
+/// Waits for Postgres with exponential backoff (up to 5 s between tries), logging each try.
+/// Only "cannot reach it" is retried; any other failure stops start-up.
+pub async fn connect_with_retry(settings: &Settings) -> Result<PgPool, StartError> {
+    let database = redact_url(&settings.database_url);
+    tracing::info!(%database, "connecting to Postgres");
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1.. {
+        match prepare_database(settings).await {
+            Ok(pool) => return Ok(pool),
+            Err(StartError::Database(error)) if is_unavailable(&error) => {
+                tracing::warn!(
+                    %database, attempt, retry_in_ms = delay.as_millis() as u64, %error,
+                    "Postgres is not reachable yet"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    unreachable!("the retry loop only ends by returning")
+}
+
+/// The service's router: the API, the probes and `/metrics`.
+pub fn app(state: AppState, metrics: &Metrics) -> Router {
+    let store = state.store.clone();
+    let api = Router::new()
+        .route("/user", post(routes::create_user))
+        .route("/user/{id}", get(routes::get_user))
+        .route("/users", get(routes::list_users))
+        .merge(service_kit::probes::ping())
+        .merge(service_kit::probes::health(move || {
+            let store = store.clone();
+            async move {
+                match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(format!("postgres: {error}")),
+                    Err(_) => Err("postgres: no answer within 2 s".to_owned()),
+                }
+            }
+        }))
+        .with_state(state);
+    // `/metrics` stays out of the request telemetry: scrapes are not traffic.
+    telemetry::instrument(service_kit::conventions(api)).merge(metrics.router())
+}
+
+/// Runs the service on `listener` until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    metrics: Metrics,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let pool = connect_with_retry(&settings).await?;
+    let app = app(
+        AppState {
+            store: UserStore::new(pool),
+        },
+        &metrics,
+    );
+    tracing::info!(address = %listener.local_addr()?, "user service listening");
+    service_kit::serve::serve(listener, app, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Users in Postgres. Every statement runs inside a CLIENT span with the database attributes,
+//! and failures are sorted into what the API can say about them.
+
+use sqlx::PgPool;
+use telemetry::db::DbOperation;
+
+use crate::domain::{NewUser, User};
+
+/// Why a database call failed, as far as the caller cares.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user with this email exists already")]
+    DuplicateEmail,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            return StoreError::Unavailable(error);
+        }
+        match &error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                StoreError::DuplicateEmail
+            }
+            _ => StoreError::Other(error),
+        }
+    }
+}
+
+/// Errors that mean "Postgres cannot be reached or is going away": worth a retry later.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 is "connection exception"; 57P01-03 are shutdown and start-up states.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+const INSERT_USER: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "INSERT",
+    collection: "users",
+    query: "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email, created_at",
+};
+
+const SELECT_USER: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "SELECT",
+    collection: "users",
+    query: "SELECT id, name, email, created_at FROM users WHERE id = $1",
+};
+
+const LIST_USERS: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "SELECT",
+    collection: "users",
+    query: "SELECT id, name, email, created_at FROM users WHERE id < $1 ORDER BY id DESC LIMIT $2",
+};
+
+const PING: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "SELECT",
+    collection: "",
+    query: "SELECT 1",
+};
+
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    pool: PgPool,
+}
+
+impl UserStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
+        Ok(INSERT_USER
+            .run(
+                sqlx::query_as::<_, User>(INSERT_USER.query)
+                    .bind(user.name.as_str())
+                    .bind(user.email.as_str())
+                    .fetch_one(&self.pool),
+            )
+            .await?)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {
+        Ok(SELECT_USER
+            .run(
+                sqlx::query_as::<_, User>(SELECT_USER.query)
+                    .bind(id)
+                    .fetch_optional(&self.pool),
+            )
+            .await?)
+    }
+
+    /// Up to `limit` users older than `before` (all when `None`), newest first.
+    pub async fn list(&self, limit: i64, before: Option<i64>) -> Result<Vec<User>, StoreError> {
+        Ok(LIST_USERS
+            .run(
+                sqlx::query_as::<_, User>(LIST_USERS.query)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(&self.pool),
+            )
+            .await?)
+    }
+
+    /// Whether Postgres answers, for the readiness probe.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        PING.run(sqlx::query(PING.query).execute(&self.pool))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! An in-test OTLP/HTTP receiver (`POST /v1/traces`, protobuf), flattening what it gets into
+//! [`OtlpSpan`]s that tests can assert on, links included (Zipkin has no links).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
+
+use crate::server::TestServer;
+
+/// One received span, with ids in lower-case hex.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpSpan {
+    pub service_name: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent_span_id: String,
+    /// `(trace id, span id)` of each linked span.
+    pub links: Vec<(String, String)>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+pub struct OtlpReceiver {
+    server: TestServer,
+    spans: Arc<Mutex<Vec<OtlpSpan>>>,
+}
+
+impl Default for OtlpReceiver {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl OtlpReceiver {
+    pub fn start() -> Self {
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let router = Router::new()
+            .route("/v1/traces", post(receive))
+            .with_state(Arc::clone(&spans));
+        Self {
+            server: TestServer::start(router),
+            spans,
+        }
+    }
+
+    /// The base URL to give to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.address())
+    }
+
+    pub fn spans(&self) -> Vec<OtlpSpan> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for the spans received so far, or panics after `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&[OtlpSpan]) -> bool,
+    ) -> Vec<OtlpSpan> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let spans = self.spans();
+            if done(&spans) {
+                return spans;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("the OTLP receiver did not get {what} within {timeout:?}; it got {spans:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|value| value.value.as_ref()) {
+        Some(any_value::Value::StringValue(text)) => text.clone(),
+        Some(any_value::Value::IntValue(number)) => number.to_string(),
+        Some(any_value::Value::DoubleValue(number)) => number.to_string(),
+        Some(any_value::Value::BoolValue(flag)) => flag.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn attributes(attributes: &[KeyValue]) -> BTreeMap<String, String> {
+    attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
+        .collect()
+}
+
+fn kind(kind: i32) -> &'static str {
+    match SpanKind::try_from(kind) {
+        Ok(SpanKind::Server) => "SERVER",
+        Ok(SpanKind::Client) => "CLIENT",
+        Ok(SpanKind::Producer) => "PRODUCER",
+        Ok(SpanKind::Consumer) => "CONSUMER",
+        Ok(SpanKind::Internal) => "INTERNAL",
+        _ => "UNSPECIFIED",
+    }
+}
+
+async fn receive(State(spans): State<Arc<Mutex<Vec<OtlpSpan>>>>, body: Bytes) -> StatusCode {
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut received = spans.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans
+            .resource
+            .map(|resource| attributes(&resource.attributes))
+            .unwrap_or_default();
+        let service_name = resource.get("service.name").cloned().unwrap_or_default();
+        for span in resource_spans
+            .scope_spans
+            .into_iter()
+            .flat_map(|scope| scope.spans)
+        {
+            received.push(OtlpSpan {
+                service_name: service_name.clone(),
+                name: span.name,
+                kind: kind(span.kind),
+                trace_id: hex(&span.trace_id),
+                span_id: hex(&span.span_id),
+                parent_span_id: hex(&span.parent_span_id),
+                links: span
+                    .links
+                    .iter()
+                    .map(|link| (hex(&link.trace_id), hex(&link.span_id)))
+                    .collect(),
+                attributes: attributes(&span.attributes),
+            });
+        }
+    }
+    StatusCode::OK
+}
