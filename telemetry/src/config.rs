@@ -238,7 +238,11 @@ fn otlp_traces_endpoint(traces: Option<String>, base: Option<String>) -> String 
 
 fn parse_propagators(list: &str) -> Result<Vec<PropagatorKind>, String> {
     let mut propagators = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         let kind = match name {
             "tracecontext" => PropagatorKind::TraceContext,
             "baggage" => PropagatorKind::Baggage,
@@ -305,12 +309,18 @@ mod tests {
     fn endpoints_and_choices_are_read() {
         let config = config(&[
             ("OTEL_TRACES_EXPORTER", "zipkin"),
-            ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "http://zipkin:9411/api/v2/spans"),
+            (
+                "OTEL_EXPORTER_ZIPKIN_ENDPOINT",
+                "http://zipkin:9411/api/v2/spans",
+            ),
             ("OTEL_EXPORTER_ZIPKIN_TIMEOUT", "2500"),
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
             ("OTEL_PROPAGATORS", "b3multi, tracecontext"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=dev, team=sre"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=dev, team=sre",
+            ),
             ("OTEL_SERVICE_NAME", "user-eu"),
             ("LOG_FORMAT", "json"),
         ])
@@ -349,7 +359,10 @@ mod tests {
         );
         let signal = config(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:4318/custom"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://other:4318/custom",
+            ),
         ])
         .unwrap();
         assert_eq!(

@@ -123,9 +123,8 @@ impl<E: SpanExporter> SpanExporter for ReportingExporter<E> {
                      (reported once)"
                 )
             }),
-            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => self.log(|| {
-                tracing::info!(destination = %self.destination, "trace export recovered")
-            }),
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => self
+                .log(|| tracing::info!(destination = %self.destination, "trace export recovered")),
             _ => {}
         }
         result
@@ -172,7 +171,8 @@ impl SpanExporter for ConsoleExporter {
                 "status": format!("{:?}", span.status),
                 "attributes": attributes,
             });
-            writeln!(out, "{line}").map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
+            writeln!(out, "{line}")
+                .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
         }
         Ok(())
     }

@@ -57,10 +57,7 @@ impl Middleware for TracingMiddleware {
             propagation::inject_http(&cx, request.headers_mut());
         }
 
-        let result = next
-            .run(request, extensions)
-            .instrument(span.clone())
-            .await;
+        let result = next.run(request, extensions).instrument(span.clone()).await;
 
         let status_label = match &result {
             Ok(response) => {

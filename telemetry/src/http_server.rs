@@ -117,7 +117,10 @@ async fn trace_request(request: Request, next: Next) -> Response {
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
         span.record("server.address", host);
     }
-    if let Some(agent) = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+    if let Some(agent) = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
         span.record("user_agent.original", agent);
     }
     if let Some(ConnectInfo(peer)) = request

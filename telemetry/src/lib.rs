@@ -212,9 +212,10 @@ impl Telemetry {
     /// of the flush it waits for.
     fn shutdown(self) {
         if let Err(error) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
-            tracing::dispatcher::with_default(&self.dispatch, || {
-                tracing::warn!(%error, "could not flush the last spans")
-            });
+            tracing::dispatcher::with_default(
+                &self.dispatch,
+                || tracing::warn!(%error, "could not flush the last spans"),
+            );
         }
     }
 }

@@ -12,7 +12,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// Bucket bounds, in seconds, for every `*_duration_seconds` histogram: from half a millisecond
 /// (a cached read) to ten seconds (a request about to time out).
@@ -89,7 +91,10 @@ impl Metrics {
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
                         metrics.render(),
                     )
                         .into_response()

@@ -30,7 +30,9 @@ impl StackPropagator {
             match kind {
                 PropagatorKind::TraceContext => Box::new(TraceContextPropagator::new()),
                 PropagatorKind::Baggage => Box::new(BaggagePropagator::new()),
-                PropagatorKind::B3 => Box::new(B3Propagator::with_encoding(B3Encoding::SingleHeader)),
+                PropagatorKind::B3 => {
+                    Box::new(B3Propagator::with_encoding(B3Encoding::SingleHeader))
+                }
                 PropagatorKind::B3Multi => {
                     Box::new(B3Propagator::with_encoding(B3Encoding::MultipleHeader))
                 }
@@ -38,8 +40,9 @@ impl StackPropagator {
         };
         let inject = TextMapCompositePropagator::new(kinds.iter().map(build).collect());
         // B3 first, so that a `traceparent` extracted after it takes precedence.
-        let always_b3: Box<dyn TextMapPropagator + Send + Sync> =
-            Box::new(B3Propagator::with_encoding(B3Encoding::SingleAndMultiHeader));
+        let always_b3: Box<dyn TextMapPropagator + Send + Sync> = Box::new(
+            B3Propagator::with_encoding(B3Encoding::SingleAndMultiHeader),
+        );
         let configured = kinds
             .iter()
             .filter(|kind| !matches!(kind, PropagatorKind::B3 | PropagatorKind::B3Multi))

@@ -4,9 +4,11 @@
 
 pub mod otlp;
 pub mod postgres;
+pub mod proxy;
 mod server;
 pub mod zipkin;
 
 pub use otlp::{OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;
+pub use proxy::TcpProxy;
 pub use zipkin::ZipkinReceiver;

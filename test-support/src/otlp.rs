@@ -78,7 +78,9 @@ impl OtlpReceiver {
                 return spans;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("the OTLP receiver did not get {what} within {timeout:?}; it got {spans:#?}");
+                panic!(
+                    "the OTLP receiver did not get {what} within {timeout:?}; it got {spans:#?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

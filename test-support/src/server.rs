@@ -14,7 +14,9 @@ pub(crate) struct TestServer {
 impl TestServer {
     pub(crate) fn start(router: Router) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("a non-blocking socket");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking socket");
         let address = listener.local_addr().expect("a bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::spawn(move || {

@@ -118,7 +118,8 @@ async fn receive(State(received): State<Arc<Mutex<Received>>>, body: Bytes) -> S
 }
 
 fn is_lower_hex(text: &str) -> bool {
-    text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Epoch microseconds between 2001 and 2286: catches milliseconds, nanoseconds and zero.
@@ -138,13 +139,21 @@ fn endpoint_violations(span_name: &str, field: &str, endpoint: &Value) -> Vec<St
             "serviceName" => value
                 .as_str()
                 .is_some_and(|name| !name.is_empty() && name == name.to_lowercase()),
-            "ipv4" => value.as_str().is_some_and(|ip| ip.parse::<Ipv4Addr>().is_ok()),
-            "ipv6" => value.as_str().is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok()),
-            "port" => value.as_u64().is_some_and(|port| (1..=65535).contains(&port)),
+            "ipv4" => value
+                .as_str()
+                .is_some_and(|ip| ip.parse::<Ipv4Addr>().is_ok()),
+            "ipv6" => value
+                .as_str()
+                .is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok()),
+            "port" => value
+                .as_u64()
+                .is_some_and(|port| (1..=65535).contains(&port)),
             _ => false,
         };
         if !ok {
-            violations.push(format!("{span_name}: {field}.{key} = {value} is not allowed"));
+            violations.push(format!(
+                "{span_name}: {field}.{key} = {value} is not allowed"
+            ));
         }
     }
     violations
@@ -216,7 +225,10 @@ pub fn span_violations(span: &Value) -> Vec<String> {
     }
     for flag in ["debug", "shared"] {
         if let Some(value) = fields.get(flag) {
-            check(value.is_boolean(), format!("{flag} {value} is not a boolean"));
+            check(
+                value.is_boolean(),
+                format!("{flag} {value} is not a boolean"),
+            );
         }
     }
     match fields.get("localEndpoint") {

@@ -59,7 +59,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(object)) => Ok(Self(object)),
             Ok(_) => Err(Problem::malformed("the body must be a JSON object")),
-            Err(error) => Err(Problem::malformed(format!("the body is not valid JSON: {error}"))),
+            Err(error) => Err(Problem::malformed(format!(
+                "the body is not valid JSON: {error}"
+            ))),
         }
     }
 }
@@ -74,7 +76,9 @@ impl JsonObject {
     ) -> Result<T, FieldError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Err(FieldError::new(name, "is required")),
-            Some(Value::String(text)) => parse(text).map_err(|detail| FieldError::new(name, detail)),
+            Some(Value::String(text)) => {
+                parse(text).map_err(|detail| FieldError::new(name, detail))
+            }
             Some(_) => Err(FieldError::new(name, "must be a string")),
         }
     }
@@ -94,7 +98,12 @@ mod tests {
         ] {
             assert!(is_json(accepted), "{accepted}");
         }
-        for refused in ["text/plain", "application/x-www-form-urlencoded", "json", ""] {
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "",
+        ] {
             assert!(!is_json(refused), "{refused}");
         }
     }
@@ -107,7 +116,10 @@ mod tests {
                 .unwrap()
                 .clone(),
         );
-        assert_eq!(body.field("name", |s| Ok(s.to_owned())), Ok("Ada".to_owned()));
+        assert_eq!(
+            body.field("name", |s| Ok(s.to_owned())),
+            Ok("Ada".to_owned())
+        );
         assert_eq!(
             body.field("age", |s| Ok(s.to_owned())),
             Err(FieldError::new("age", "must be a string"))

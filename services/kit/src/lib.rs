@@ -3,8 +3,8 @@
 //! crate is about what a client sees.
 
 pub mod json;
-pub mod problem;
 pub mod probes;
+pub mod problem;
 pub mod serve;
 
 use axum::Router;

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use axum::Router;
 use axum::Json;
+use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;

@@ -122,8 +122,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let error = Settings::from_lookup(|name| (name == "USER_PORT").then(|| "http".into()))
-            .unwrap_err();
+        let error =
+            Settings::from_lookup(|name| (name == "USER_PORT").then(|| "http".into())).unwrap_err();
         assert_eq!(error.variable, "USER_PORT");
         let error = Settings::from_lookup(|name| {
             (name == "DATABASE_URL").then(|| "mysql://root:pw@db/users".into())

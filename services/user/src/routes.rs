@@ -92,7 +92,9 @@ fn positive(name: &str, raw: Option<&str>, max: i64) -> Result<Option<i64>, Fiel
             .ok()
             .filter(|value| (1..=max).contains(value))
             .map(Some)
-            .ok_or_else(|| FieldError::new(name, format!("must be a whole number from 1 to {max}"))),
+            .ok_or_else(|| {
+                FieldError::new(name, format!("must be a whole number from 1 to {max}"))
+            }),
     }
 }
 
