@@ -181,3 +181,73 @@ impl SpanExporter for ConsoleExporter {
         self.service_name = crate::zipkin::service_name(resource);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tracing::{Dispatch, Event, Level, Subscriber};
+    use tracing_subscriber::Registry;
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    use super::*;
+
+    /// Fails the first `failures` exports, then succeeds.
+    #[derive(Debug)]
+    struct Flaky {
+        failures: usize,
+        calls: AtomicUsize,
+    }
+
+    impl SpanExporter for Flaky {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            if self.calls.fetch_add(1, Ordering::Relaxed) < self.failures {
+                Err(OTelSdkError::InternalFailure("connection refused".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct CountLevels(Arc<[AtomicUsize; 2]>);
+
+    impl<S: Subscriber> Layer<S> for CountLevels {
+        fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+            match *event.metadata().level() {
+                Level::WARN => self.0[0].fetch_add(1, Ordering::Relaxed),
+                Level::INFO => self.0[1].fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+    }
+
+    #[test]
+    fn a_failing_collector_is_reported_once_and_its_recovery_once() {
+        let counts = CountLevels::default();
+        let dispatch = Dispatch::new(Registry::default().with(counts.clone()));
+        let log = Arc::new(OnceLock::new());
+        let _ = log.set(dispatch.downgrade());
+        let exporter = ReportingExporter::new(
+            Flaky {
+                failures: 4,
+                calls: AtomicUsize::new(0),
+            },
+            "http://collector".into(),
+            log,
+        );
+        let results: Vec<bool> = (0..7)
+            .map(|_| block_on(exporter.export(Vec::new())).is_ok())
+            .collect();
+        assert_eq!(results, [false, false, false, false, true, true, true]);
+        assert_eq!(counts.0[0].load(Ordering::Relaxed), 1, "one warning");
+        assert_eq!(counts.0[1].load(Ordering::Relaxed), 1, "one recovery");
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+}
