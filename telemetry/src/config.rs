@@ -63,7 +63,7 @@ pub struct TelemetryConfig {
     pub propagators: Vec<PropagatorKind>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
-    /// `RUST_LOG`, an `EnvFilter` directive; `info` by default.
+    /// `RUST_LOG`, an `EnvFilter` directive; `info` (without Postgres notices) by default.
     pub log_filter: String,
 }
 
@@ -79,6 +79,8 @@ pub struct ConfigError {
 const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
 const DEFAULT_ZIPKIN_ENDPOINT: &str = "http://localhost:9411/api/v2/spans";
 const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Postgres notices ("relation already exists, skipping") are not news.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
 impl TelemetryConfig {
     /// Reads the configuration from the process environment.
@@ -183,7 +185,7 @@ impl TelemetryConfig {
                 return Err(invalid("LOG_FORMAT", other, "expected text or json"));
             }
         };
-        let log_filter = var("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        let log_filter = var("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
             return Err(invalid("RUST_LOG", &log_filter, &error.to_string()));
         }
@@ -302,7 +304,7 @@ mod tests {
             [PropagatorKind::TraceContext, PropagatorKind::Baggage]
         );
         assert_eq!(config.log_format, LogFormat::Text);
-        assert_eq!(config.log_filter, "info");
+        assert_eq!(config.log_filter, DEFAULT_LOG_FILTER);
     }
 
     #[test]

@@ -135,8 +135,13 @@ impl Telemetry {
             .with_tracked_inactivity(false)
             .with_filter(LevelFilter::INFO);
         let log_lines = match config.log_format {
-            LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
-            LogFormat::Json => JsonLogLayer::default().boxed(),
+            // Worker threads are named after their service, which tells the services of the
+            // one-process launcher apart.
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .with_thread_names(true)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .boxed(),
+            LogFormat::Json => JsonLogLayer::new(&service_name).boxed(),
         };
         let subscriber = Registry::default()
             .with(log_lines.with_filter(EnvFilter::new(&config.log_filter)))

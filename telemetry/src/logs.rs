@@ -13,12 +13,21 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-#[derive(Default)]
 pub(crate) struct JsonLogLayer {
+    service: String,
     /// The subscriber this layer is part of, to look up the OpenTelemetry context of a span.
     /// It is read outside this layer's filter, so a line keeps its trace id even when the
     /// span itself is below the log level.
     dispatch: OnceLock<WeakDispatch>,
+}
+
+impl JsonLogLayer {
+    pub(crate) fn new(service: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            dispatch: OnceLock::new(),
+        }
+    }
 }
 
 impl<S> Layer<S> for JsonLogLayer
@@ -42,6 +51,7 @@ where
                 .into(),
         );
         line.insert("level".into(), metadata.level().as_str().into());
+        line.insert("service".into(), self.service.as_str().into());
         line.insert("target".into(), metadata.target().into());
         if let Some(message) = fields.remove("message") {
             line.insert("message".into(), message);

@@ -71,7 +71,10 @@ fn a_consumer_continues_the_producers_trace_from_the_message_headers_and_links_t
     let spans = otlp.spans();
     let producer = named(&spans, "publish user.created");
     assert_eq!(producer.kind, "PRODUCER");
-    assert_eq!((producer.trace_id.clone(), producer.span_id.clone()), producer_ids);
+    assert_eq!(
+        (producer.trace_id.clone(), producer.span_id.clone()),
+        producer_ids
+    );
     assert_eq!(producer.attributes["messaging.system"], "rabbitmq");
     assert_eq!(producer.attributes["messaging.destination.name"], "users");
     assert_eq!(
@@ -179,9 +182,15 @@ fn services_sharing_a_process_keep_their_own_names_and_metrics() {
     let (alpha, beta) = (run("alpha"), run("beta"));
     let (alpha, beta) = (alpha.join().unwrap(), beta.join().unwrap());
 
-    assert!(alpha.contains(r#"work_done_total{service="alpha"} 1"#), "{alpha}");
+    assert!(
+        alpha.contains(r#"work_done_total{service="alpha"} 1"#),
+        "{alpha}"
+    );
     assert!(!alpha.contains("beta"), "{alpha}");
-    assert!(beta.contains(r#"work_done_total{service="beta"} 1"#), "{beta}");
+    assert!(
+        beta.contains(r#"work_done_total{service="beta"} 1"#),
+        "{beta}"
+    );
     assert!(!beta.contains("alpha"), "{beta}");
 
     let spans = otlp.spans();

@@ -4,11 +4,13 @@
 
 pub mod otlp;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 mod server;
 pub mod zipkin;
 
 pub use otlp::{OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;
+pub use process::{ServiceProcess, free_port};
 pub use proxy::TcpProxy;
 pub use zipkin::ZipkinReceiver;

@@ -1,0 +1,100 @@
+//! A service binary run as a child process, the way a container or the launcher runs it:
+//! started with a given environment, probed until ready, stopped with SIGTERM.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+pub struct ServiceProcess {
+    child: Child,
+}
+
+/// How a process ended.
+pub struct Exit {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with only `PATH` and `envs` in its environment.
+    pub fn spawn(binary: &str, envs: &[(&str, String)]) -> Self {
+        let child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
+        Self { child }
+    }
+
+    /// Polls `url` until it answers 2xx, or panics after 30 s.
+    pub async fn wait_until_ready(&mut self, url: &str) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("the process status") {
+                panic!("the process exited with {status} before {url} was ready");
+            }
+            if let Ok(response) = client.get(url).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{url} was not ready within 30 s");
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping a container does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits at most `timeout` for the exit (killing the process after that, and panicking).
+    pub async fn wait(mut self, timeout: Duration) -> Exit {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the process status") {
+                let read = |pipe: Option<&mut dyn Read>| {
+                    let mut text = String::new();
+                    if let Some(pipe) = pipe {
+                        let _ = pipe.read_to_string(&mut text);
+                    }
+                    text
+                };
+                return Exit {
+                    code: status.code(),
+                    stdout: read(self.child.stdout.as_mut().map(|p| p as &mut dyn Read)),
+                    stderr: read(self.child.stderr.as_mut().map(|p| p as &mut dyn Read)),
+                };
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the process did not exit within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
