@@ -24,10 +24,8 @@ struct Launch {
 }
 
 /// Completes when the launcher is asked to stop.
-fn stop_requested(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    }
+async fn stop_requested(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 fn user_service(config: &TelemetryConfig, stop: watch::Receiver<bool>) -> Result<Launch, String> {
