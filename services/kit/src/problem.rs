@@ -1,7 +1,7 @@
 //! Problem details (RFC 9457): the one shape of every error body the services return.
 //!
 //! ```json
-//! {"type": "urn:problem:validation", "title": "Invalid request body", "status": 422,
+//! {"type": "urn:problem:validation", "title": "Invalid request", "status": 400,
 //!  "detail": "2 fields are invalid",
 //!  "errors": [{"pointer": "#/name", "detail": "must not be empty"}, ...]}
 //! ```
@@ -88,7 +88,7 @@ impl Problem {
             ..Self::new(
                 "urn:problem:validation",
                 "Invalid request",
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::BAD_REQUEST,
                 detail,
             )
         }
@@ -187,7 +187,7 @@ mod tests {
         {
           "type": "urn:problem:validation",
           "title": "Invalid request",
-          "status": 422,
+          "status": 400,
           "detail": "2 fields are invalid",
           "errors": [
             {

@@ -117,6 +117,6 @@ async fn users_are_listed_newest_first_in_bounded_pages() {
         "/users?limit=ten",
         "/users?before=0",
     ] {
-        assert_eq!(app.get(bad).await.status(), 422, "{bad}");
+        assert_eq!(app.get(bad).await.status(), 400, "{bad}");
     }
 }
