@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use lapin::types::FieldTable;
 use metrics::{counter, histogram};
+use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
 use tracing::field::Empty;
@@ -45,9 +46,15 @@ impl Outcome {
     }
 }
 
-/// The PRODUCER span of one publish, a child of the current span.
-pub fn publish_span(exchange: &str, routing_key: &str, message_id: &str) -> Span {
-    tracing::info_span!(
+/// The PRODUCER span of one publish: a child of `parent` when given (the context saved with an
+/// outbox row, say), else of the current span.
+pub fn publish_span(
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    parent: Option<Context>,
+) -> Span {
+    let span = tracing::info_span!(
         "publish",
         otel.name = %format_args!("publish {routing_key}"),
         otel.kind = "producer",
@@ -59,7 +66,11 @@ pub fn publish_span(exchange: &str, routing_key: &str, message_id: &str) -> Span
         messaging.rabbitmq.destination.routing_key = routing_key,
         messaging.message.id = message_id,
         error.type = Empty,
-    )
+    );
+    if let Some(parent) = parent.filter(|cx| cx.span().span_context().is_valid()) {
+        let _ = span.set_parent(parent);
+    }
+    span
 }
 
 /// Writes the context of `span` into message headers.

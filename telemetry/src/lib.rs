@@ -225,6 +225,21 @@ impl Telemetry {
     }
 }
 
+/// `url` with its password replaced by `***`: connection strings are logged this way only.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            match url[scheme_end + 3..at].split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 fn sampler(kind: SamplerKind) -> Sampler {
     match kind {
         SamplerKind::AlwaysOn => Sampler::AlwaysOn,
@@ -235,5 +250,30 @@ fn sampler(kind: SamplerKind) -> Sampler {
         SamplerKind::ParentBasedTraceIdRatio(ratio) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_a_log_line() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/users"),
+            "postgres://app:***@db:5432/users"
+        );
+        assert_eq!(
+            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/users"),
+            "postgres://postgres@127.0.0.1/users"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

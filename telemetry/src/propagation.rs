@@ -5,6 +5,8 @@
 //! B3 (single `b3` header and `X-B3-*` headers), so Zipkin-instrumented callers are continued
 //! whatever the configuration; when a request carries both, W3C `traceparent` wins.
 
+use std::collections::HashMap;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use opentelemetry::Context;
@@ -14,6 +16,7 @@ use opentelemetry::propagation::{
 };
 use opentelemetry_propagator_b3::{B3Encoding, Propagator as B3Propagator};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::PropagatorKind;
 
@@ -100,6 +103,22 @@ pub fn extract_amqp(headers: &FieldTable) -> Context {
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&FieldTableExtractor(headers))
     })
+}
+
+/// The current span's context as plain pairs, to keep with work that continues later (an
+/// outbox row is published after its request has ended).
+pub fn current_context_map() -> HashMap<String, String> {
+    let cx = tracing::Span::current().context();
+    let mut map = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&cx, &mut map);
+    });
+    map
+}
+
+/// The context saved by [`current_context_map`].
+pub fn extract_map(map: &HashMap<String, String>) -> Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(map))
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

@@ -43,7 +43,7 @@ fn a_consumer_continues_the_producers_trace_from_the_message_headers_and_links_t
     let telemetry = Telemetry::init("messaging", "test", &exporting_to(&otlp)).unwrap();
     let (producer_ids, headers) = telemetry
         .run(async {
-            let publish = amqp::publish_span("users", "user.created", "event-1");
+            let publish = amqp::publish_span("users", "user.created", "event-1", None);
             let mut headers = FieldTable::default();
             amqp::inject_headers(&publish, &mut headers);
             amqp::record_published("users", "user.created", amqp::Outcome::Ok);

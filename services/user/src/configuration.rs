@@ -75,7 +75,7 @@ impl Settings {
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
             return Err(SettingsError {
                 variable: "DATABASE_URL",
-                value: redact_url(&database_url),
+                value: telemetry::redact_url(&database_url),
                 reason: "expected a postgres:// URL",
             });
         }
@@ -88,37 +88,9 @@ impl Settings {
     }
 }
 
-/// The URL with its password replaced, fit for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _password)) => {
-                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-                }
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_a_log_line() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/users"),
-            "postgres://app:***@db:5432/users"
-        );
-        assert_eq!(
-            redact_url("postgres://postgres@127.0.0.1/users"),
-            "postgres://postgres@127.0.0.1/users"
-        );
-    }
 
     #[test]
     fn bad_values_name_their_variable() {

@@ -12,7 +12,7 @@ use sqlx::{PgPool, Postgres, SqlSafeStr};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
-use crate::configuration::{Settings, redact_url};
+use crate::configuration::Settings;
 use crate::routes;
 use crate::store::{UserStore, is_unavailable};
 
@@ -67,7 +67,7 @@ async fn prepare_database(settings: &Settings) -> Result<PgPool, StartError> {
 /// Waits for Postgres with exponential backoff (up to 5 s between tries), logging each try.
 /// Only "cannot reach it" is retried; any other failure stops start-up.
 pub async fn connect_with_retry(settings: &Settings) -> Result<PgPool, StartError> {
-    let database = redact_url(&settings.database_url);
+    let database = telemetry::redact_url(&settings.database_url);
     tracing::info!(%database, "connecting to Postgres");
     let mut delay = Duration::from_millis(100);
     for attempt in 1.. {

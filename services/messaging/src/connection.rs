@@ -1,0 +1,39 @@
+//! Connecting to RabbitMQ, and connecting again, with backoff, for as long as it takes.
+
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+
+/// Longest wait for one connection attempt (a blackholed broker would otherwise hang it).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `url`, retrying with exponential backoff (100 ms doubling up to 5 s) and a log
+/// line per failed try.
+pub async fn connect_with_backoff(url: &str) -> Connection {
+    let broker = telemetry::redact_url(url);
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1u32.. {
+        let outcome = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(url, ConnectionProperties::default()),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(connection)) => {
+                tracing::info!(%broker, "connected to RabbitMQ");
+                return connection;
+            }
+            Ok(Err(error)) => tracing::warn!(
+                %broker, attempt, retry_in_ms = delay.as_millis() as u64, %error,
+                "RabbitMQ is not reachable"
+            ),
+            Err(_) => tracing::warn!(
+                %broker, attempt, retry_in_ms = delay.as_millis() as u64,
+                "RabbitMQ did not answer within {CONNECT_TIMEOUT:?}"
+            ),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    unreachable!("the retry loop only ends by returning")
+}

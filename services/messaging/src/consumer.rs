@@ -1,0 +1,270 @@
+//! A queue consumer that never loses a message: each delivery is handled inside a CONSUMER span
+//! that continues the producer's trace, and acknowledged only once its fate is settled — done,
+//! parked in the retry queue for a later attempt, or moved to the dead-letter queue. Moving a
+//! message is a confirmed publish before the ack, so a crash in between redelivers it (handlers
+//! are idempotent) rather than dropping it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::Connection;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use telemetry::amqp::{self, Outcome};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::connection::connect_with_backoff;
+use crate::publisher::{Outgoing, Publisher};
+use crate::topology::ConsumerQueue;
+
+/// The attempt number of a delivery (1 for the first), carried across retries.
+pub const ATTEMPT_HEADER: &str = "x-attempt";
+/// Why a message was dead-lettered or last retried.
+pub const REASON_HEADER: &str = "x-reason";
+
+/// What should become of a handled message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handled: acknowledge it.
+    Done,
+    /// Failed for now (a dependency is down): try again after the retry delay, up to the
+    /// attempt limit, then dead-letter it.
+    Retry(String),
+    /// Can never succeed (malformed, invalid): dead-letter it now.
+    DeadLetter(String),
+}
+
+/// One delivery, as a handler sees it.
+#[derive(Debug)]
+pub struct Message<'a> {
+    pub body: &'a [u8],
+    pub message_id: Option<&'a str>,
+    /// 1 on the first delivery, 2 on the first retry, ...
+    pub attempt: u32,
+}
+
+/// What a consumer does with each message.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, message: &Message<'_>) -> impl Future<Output = Disposition> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub amqp_url: String,
+    pub queue: ConsumerQueue,
+    /// Unacknowledged deliveries in hand at once.
+    pub prefetch: u16,
+    /// Attempts before a retried message is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait between attempts.
+    pub retry_delay: Duration,
+}
+
+/// Whether the consumer is connected and consuming, for the readiness probe.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerStatus(Arc<AtomicBool>);
+
+impl ConsumerStatus {
+    pub fn is_consuming(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, consuming: bool) {
+        self.0.store(consuming, Ordering::Relaxed);
+    }
+}
+
+/// Consumes `settings.queue` until `shutdown` completes, reconnecting (with backoff) whenever
+/// the broker goes away. On shutdown it stops taking deliveries, finishes and acknowledges
+/// those in hand, and returns; deliveries not yet taken stay in the queue.
+pub async fn run<H: Handler>(
+    settings: ConsumerSettings,
+    handler: Arc<H>,
+    status: ConsumerStatus,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let connection = tokio::select! {
+            connection = connect_with_backoff(&settings.amqp_url) => connection,
+            () = &mut shutdown => return,
+        };
+        let ended = consume(&connection, &settings, &handler, &status, &mut shutdown).await;
+        status.set(false);
+        match ended {
+            Ok(()) => {
+                let _ = connection.close(200, "shutting down".into()).await;
+                tracing::info!(queue = settings.queue.name, "consumer stopped");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(queue = settings.queue.name, %error, "consumer lost the broker; reconnecting");
+            }
+        }
+    }
+}
+
+/// Consumes on one connection; `Ok` after a shutdown, `Err` when the connection failed.
+async fn consume<H: Handler>(
+    connection: &Connection,
+    settings: &ConsumerSettings,
+    handler: &Arc<H>,
+    status: &ConsumerStatus,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    settings.queue.declare(&channel).await?;
+    channel
+        .basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await?;
+    // Retries and dead letters are published on a channel of their own, in confirm mode.
+    let publisher = Publisher::open(connection).await?;
+    let mut deliveries = channel
+        .basic_consume(
+            settings.queue.name.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consumer_tag = deliveries.tag();
+    status.set(true);
+    tracing::info!(queue = settings.queue.name, "consuming");
+
+    let mut in_hand = JoinSet::new();
+    let outcome = loop {
+        tokio::select! {
+            () = &mut *shutdown => {
+                let _ = channel.basic_cancel(consumer_tag.clone(), BasicCancelOptions::default()).await;
+                break Ok(());
+            }
+            delivery = deliveries.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    let (settings, handler, publisher) = (settings.clone(), Arc::clone(handler), publisher.clone());
+                    in_hand.spawn(async move { settle(delivery, &settings, &*handler, &publisher).await });
+                }
+                Some(Err(error)) => break Err(error),
+                None => break Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                    lapin::ChannelState::Closed,
+                    "the consumer was cancelled".into(),
+                ))),
+            },
+            Some(_) = in_hand.join_next(), if !in_hand.is_empty() => {}
+        }
+    };
+    // Finish what is in hand: on shutdown these are acknowledged; on a lost connection their
+    // acks fail and the broker redelivers them.
+    while in_hand.join_next().await.is_some() {}
+    outcome
+}
+
+fn attempt_of(delivery: &Delivery) -> u32 {
+    let header = delivery.properties.headers().as_ref().and_then(|headers| {
+        headers
+            .inner()
+            .get(&ShortString::from(ATTEMPT_HEADER))
+            .cloned()
+    });
+    match header {
+        Some(AMQPValue::LongUInt(n)) => n.max(1),
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(n).unwrap_or(1).max(1),
+        Some(AMQPValue::LongInt(n)) => u32::try_from(n).unwrap_or(1).max(1),
+        _ => 1,
+    }
+}
+
+/// Handles one delivery and settles it: ack, retry or dead-letter, and only then ack.
+async fn settle<H: Handler>(
+    delivery: Delivery,
+    settings: &ConsumerSettings,
+    handler: &H,
+    publisher: &Publisher,
+) {
+    let started = Instant::now();
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_owned());
+    let span = amqp::process_span(
+        settings.queue.name,
+        delivery.exchange.as_str(),
+        delivery.routing_key.as_str(),
+        message_id.as_deref().unwrap_or_default(),
+        delivery.properties.headers().as_ref(),
+    );
+    let attempt = attempt_of(&delivery);
+    let message = Message {
+        body: &delivery.data,
+        message_id: message_id.as_deref(),
+        attempt,
+    };
+    let disposition = handler.handle(&message).instrument(span.clone()).await;
+
+    let (target, reason, outcome) = match disposition {
+        Disposition::Done => (None, None, Outcome::Ok),
+        Disposition::Retry(reason) if attempt < settings.max_attempts => (
+            Some(settings.queue.retry_queue()),
+            Some(reason),
+            Outcome::Retry,
+        ),
+        Disposition::Retry(reason) => (
+            Some(settings.queue.dead_letter_queue()),
+            Some(format!("gave up after {attempt} attempts: {reason}")),
+            Outcome::DeadLetter,
+        ),
+        Disposition::DeadLetter(reason) => (
+            Some(settings.queue.dead_letter_queue()),
+            Some(reason),
+            Outcome::DeadLetter,
+        ),
+    };
+    async {
+        if let (Some(queue), Some(reason)) = (&target, &reason) {
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            let next_attempt = if outcome == Outcome::Retry { attempt + 1 } else { attempt };
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(next_attempt));
+            headers.insert(REASON_HEADER.into(), AMQPValue::LongString(LongString::from(reason.as_str())));
+            let id = message_id.clone().unwrap_or_default();
+            let mut moved = Outgoing::new("", queue, &id, &delivery.data);
+            moved.headers = headers;
+            moved.expiration = (outcome == Outcome::Retry).then_some(settings.retry_delay);
+            if let Err(error) = publisher.publish(moved).await {
+                tracing::warn!(%error, queue, "could not move the message; it goes back to its queue");
+                let _ = delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+                return;
+            }
+            match outcome {
+                Outcome::Retry => tracing::info!(attempt, %reason, "message will be retried"),
+                _ => tracing::warn!(attempt, %reason, queue, "message dead-lettered"),
+            }
+        }
+        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+            tracing::warn!(%error, "could not acknowledge; the broker will redeliver");
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    if outcome != Outcome::Ok {
+        amqp::record_error(
+            &span,
+            match outcome {
+                Outcome::Retry => "retry",
+                _ => "dead_letter",
+            },
+        );
+    }
+    amqp::record_processed(
+        settings.queue.name,
+        delivery.routing_key.as_str(),
+        outcome,
+        started.elapsed(),
+    );
+}

@@ -1,0 +1,16 @@
+//! The stack's AMQP contract and plumbing, shared by every service that publishes or consumes:
+//! the event and command wire types, the exchanges and queues, publishing with confirms, and a
+//! consumer with retries and dead letters. Spans and metrics come from `telemetry::amqp`.
+
+pub mod connection;
+pub mod consumer;
+pub mod events;
+pub mod publisher;
+pub mod topology;
+
+pub use connection::connect_with_backoff;
+pub use consumer::{ConsumerSettings, ConsumerStatus, Disposition, Handler, Message};
+pub use publisher::{Outgoing, PublishError, Publisher};
+
+/// The broker of the local stack.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

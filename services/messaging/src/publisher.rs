@@ -1,0 +1,147 @@
+//! Publishing with publisher confirms: a publish succeeds only once the broker has taken
+//! responsibility for the message, inside a PRODUCER span whose context rides in the headers.
+
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use opentelemetry::Context;
+use telemetry::amqp::{self, Outcome};
+use tracing::Instrument;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the broker failed: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker refused the message")]
+    Nacked,
+    #[error("no queue is bound to {exchange} for {routing_key}; the message was returned")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+/// One message to publish.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub message_id: &'a str,
+    pub body: &'a [u8],
+    /// Headers to carry on (the trace context is added to them).
+    pub headers: FieldTable,
+    /// The context to continue; the current span's when `None`.
+    pub parent: Option<Context>,
+    /// How long the message may wait in a queue (retry delays).
+    pub expiration: Option<Duration>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub fn new(
+        exchange: &'a str,
+        routing_key: &'a str,
+        message_id: &'a str,
+        body: &'a [u8],
+    ) -> Self {
+        Self {
+            exchange,
+            routing_key,
+            message_id,
+            body,
+            headers: FieldTable::default(),
+            parent: None,
+            expiration: None,
+        }
+    }
+}
+
+/// A channel in confirm mode.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub async fn open(connection: &Connection) -> lapin::Result<Self> {
+        let channel = connection.create_channel().await?;
+        Self::on(channel).await
+    }
+
+    /// Puts `channel` in confirm mode and publishes on it.
+    pub async fn on(channel: Channel) -> lapin::Result<Self> {
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes a persistent JSON message, mandatory (a message no queue would take is an
+    /// error, not a silent drop), and waits for the broker's confirm.
+    pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), PublishError> {
+        let span = amqp::publish_span(
+            message.exchange,
+            message.routing_key,
+            message.message_id,
+            message.parent,
+        );
+        let mut headers = message.headers;
+        amqp::inject_headers(&span, &mut headers);
+        let mut properties = BasicProperties::default()
+            .with_message_id(message.message_id.into())
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
+            .with_headers(headers);
+        if let Some(expiration) = message.expiration {
+            properties = properties.with_expiration(expiration.as_millis().to_string().into());
+        }
+        let outcome = async {
+            let confirmation = self
+                .channel
+                .basic_publish(
+                    message.exchange.into(),
+                    message.routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    message.body,
+                    properties,
+                )
+                .await?
+                .await?;
+            match confirmation {
+                Confirmation::Ack(None) => Ok(()),
+                Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
+                    exchange: message.exchange.to_owned(),
+                    routing_key: message.routing_key.to_owned(),
+                }),
+                Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::Nacked),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let recorded = match &outcome {
+            Ok(()) => Outcome::Ok,
+            Err(error) => {
+                amqp::record_error(
+                    &span,
+                    match error {
+                        PublishError::Broker(_) => "broker",
+                        PublishError::Nacked => "nacked",
+                        PublishError::Unroutable { .. } => "unroutable",
+                    },
+                );
+                Outcome::Error
+            }
+        };
+        amqp::record_published(message.exchange, message.routing_key, recorded);
+        outcome
+    }
+}

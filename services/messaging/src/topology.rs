@@ -1,0 +1,122 @@
+//! Names and declarations of the exchanges and queues. Declaring is idempotent, so every
+//! process declares what it uses and start order does not matter.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+/// Topic exchange of user events.
+pub const USERS_EXCHANGE: &str = "users";
+/// Routing key of [`crate::events::UserCreated`].
+pub const USER_CREATED: &str = "user.created";
+/// Direct exchange of commands for the user service.
+pub const USER_COMMANDS_EXCHANGE: &str = "user-commands";
+/// Routing key of [`crate::events::CreateUser`].
+pub const CREATE_USER: &str = "create_user";
+
+/// The queue slack-queue consumes.
+pub const SLACK_QUEUE: ConsumerQueue = ConsumerQueue {
+    name: "slack-queue.user-created",
+    exchange: USERS_EXCHANGE,
+    exchange_kind: Kind::Topic,
+    routing_key: USER_CREATED,
+};
+
+/// The queue user-queue consumes.
+pub const USER_QUEUE: ConsumerQueue = ConsumerQueue {
+    name: "user-queue.commands",
+    exchange: USER_COMMANDS_EXCHANGE,
+    exchange_kind: Kind::Direct,
+    routing_key: CREATE_USER,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Topic,
+    Direct,
+}
+
+impl Kind {
+    fn exchange_kind(self) -> ExchangeKind {
+        match self {
+            Kind::Topic => ExchangeKind::Topic,
+            Kind::Direct => ExchangeKind::Direct,
+        }
+    }
+}
+
+/// A durable queue bound to an exchange, with its retry queue (messages wait there for their
+/// per-message TTL, then dead-letter back to the queue) and its dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerQueue {
+    pub name: &'static str,
+    pub exchange: &'static str,
+    pub exchange_kind: Kind,
+    pub routing_key: &'static str,
+}
+
+impl ConsumerQueue {
+    pub fn retry_queue(&self) -> String {
+        format!("{}.retry", self.name)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.name)
+    }
+
+    /// Declares the exchange, the three queues and the binding.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        declare_exchange(channel, self.exchange, self.exchange_kind).await?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(self.name.into(), durable, FieldTable::default())
+            .await?;
+        channel
+            .queue_bind(
+                self.name.into(),
+                self.exchange.into(),
+                self.routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut retry_arguments = FieldTable::default();
+        retry_arguments.insert(
+            ShortString::from("x-dead-letter-exchange"),
+            AMQPValue::LongString("".into()),
+        );
+        retry_arguments.insert(
+            ShortString::from("x-dead-letter-routing-key"),
+            AMQPValue::LongString(self.name.into()),
+        );
+        channel
+            .queue_declare(self.retry_queue().into(), durable, retry_arguments)
+            .await?;
+        channel
+            .queue_declare(
+                self.dead_letter_queue().into(),
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Declares a durable exchange.
+pub async fn declare_exchange(channel: &Channel, name: &str, kind: Kind) -> lapin::Result<()> {
+    channel
+        .exchange_declare(
+            name.into(),
+            kind.exchange_kind(),
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
