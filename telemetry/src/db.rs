@@ -27,28 +27,44 @@ pub struct DbOperation {
 }
 
 impl DbOperation {
-    /// The CLIENT span for one execution, a child of the current span.
+    /// The CLIENT span for one execution, a child of the current span, named
+    /// `{operation} {collection}` (or just the operation, for `COMMIT` and the like).
     pub fn span(&self) -> Span {
-        tracing::info_span!(
+        let name = if self.collection.is_empty() {
+            self.operation.to_owned()
+        } else {
+            format!("{} {}", self.operation, self.collection)
+        };
+        let span = tracing::info_span!(
             "db operation",
-            otel.name = %format_args!("{} {}", self.operation, self.collection),
+            otel.name = name,
             otel.kind = "client",
             otel.status_code = Empty,
             db.system = self.system,
             db.system.name = self.system,
             db.operation.name = self.operation,
-            db.collection.name = self.collection,
+            db.collection.name = Empty,
             db.query.text = self.query,
             error.type = Empty,
-        )
+        );
+        if !self.collection.is_empty() {
+            span.record("db.collection.name", self.collection);
+        }
+        span
     }
 
-    /// Runs `operation` inside its span and records its duration and outcome.
+    /// Runs `operation` inside its span and records its duration and outcome. Outside any
+    /// trace (a background poll, say) the call is measured but starts no trace of its own,
+    /// so idle loops do not flood the trace store.
     pub async fn run<T, E, F>(&self, operation: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
     {
-        let span = self.span();
+        let span = if Span::current().is_none() {
+            Span::none()
+        } else {
+            self.span()
+        };
         let started = Instant::now();
         let result = operation.instrument(span.clone()).await;
         let outcome = match &result {

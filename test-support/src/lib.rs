@@ -1,16 +1,23 @@
 //! Test helpers shared by the crates of the workspace (a dev-dependency only): in-test trace
 //! receivers that speak Zipkin's v2 JSON API and OTLP/HTTP, the rules every Zipkin span must
-//! satisfy, and a Postgres database per test.
+//! satisfy, a database, a vhost and a Redis key prefix per test, a proxy to cut a dependency,
+//! a fake Slack webhook, and a runner for service binaries.
 
 pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod rabbitmq;
+pub mod redis;
 mod server;
+pub mod webhook;
 pub mod zipkin;
 
 pub use otlp::{OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, free_port};
 pub use proxy::TcpProxy;
+pub use rabbitmq::TestVhost;
+pub use redis::TestRedis;
+pub use webhook::FakeWebhook;
 pub use zipkin::ZipkinReceiver;

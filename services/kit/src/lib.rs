@@ -6,6 +6,7 @@ pub mod json;
 pub mod probes;
 pub mod problem;
 pub mod serve;
+pub mod settings;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -43,3 +43,9 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested; finishing in-flight work");
 }
+
+/// Completes once `stop` turns true, or its sender is gone: one stop signal shared by the parts
+/// of a process (server, consumer, relay).
+pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}

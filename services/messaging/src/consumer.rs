@@ -153,7 +153,7 @@ async fn consume<H: Handler>(
                 Some(Err(error)) => break Err(error),
                 None => break Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
                     lapin::ChannelState::Closed,
-                    "the consumer was cancelled".into(),
+                    "the consumer was cancelled",
                 ))),
             },
             Some(_) = in_hand.join_next(), if !in_hand.is_empty() => {}

@@ -23,11 +23,6 @@ struct Launch {
     service: ServiceFuture,
 }
 
-/// Completes when the launcher is asked to stop.
-async fn stop_requested(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
 fn user_service(config: &TelemetryConfig, stop: watch::Receiver<bool>) -> Result<Launch, String> {
     let settings = user::Settings::from_env().map_err(|error| error.to_string())?;
     let telemetry = Telemetry::init(user::SERVICE_NAME, user::VERSION, config)
@@ -38,9 +33,14 @@ fn user_service(config: &TelemetryConfig, stop: watch::Receiver<bool>) -> Result
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-        user::run(settings, metrics, listener, stop_requested(stop))
-            .await
-            .map_err(|error| error.to_string())
+        user::run(
+            settings,
+            metrics,
+            listener,
+            service_kit::serve::stopped(stop),
+        )
+        .await
+        .map_err(|error| error.to_string())
     });
     Ok(Launch {
         name: user::SERVICE_NAME,

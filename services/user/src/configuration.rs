@@ -1,17 +1,11 @@
 //! The user service's settings, read from the environment with defaults that work against the
-//! local Postgres.
+//! local Postgres and RabbitMQ.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// A setting that cannot be used, naming its variable.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {variable}={value:?}: {reason}")]
-pub struct SettingsError {
-    pub variable: &'static str,
-    pub value: String,
-    pub reason: &'static str,
-}
+use messaging::{ConsumerSettings, topology};
+use service_kit::settings::{Env, Lookup, SettingsError};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -24,53 +18,35 @@ pub struct Settings {
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long a request waits for a connection before it
     /// answers 503.
     pub acquire_timeout: Duration,
+    /// `AMQP_URL`: where the outbox relay publishes events.
+    pub amqp_url: String,
+    /// `OUTBOX_POLL_INTERVAL_MS`: how often the relay looks for events when no notification
+    /// wakes it.
+    pub outbox_poll_interval: Duration,
 }
 
 pub const DEFAULT_PORT: u16 = 8101;
+pub const DEFAULT_QUEUE_PORT: u16 = 9101;
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/users";
+
+/// `LISTEN_HOST`, shared by every process of the stack.
+pub fn listen_host(lookup: &impl Lookup) -> Result<IpAddr, SettingsError> {
+    lookup.parse(
+        "LISTEN_HOST",
+        IpAddr::from([0, 0, 0, 0]),
+        "expected an IP address",
+    )
+}
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(&Env)
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        fn parse<T: std::str::FromStr>(
-            lookup: &impl Fn(&str) -> Option<String>,
-            variable: &'static str,
-            default: T,
-            reason: &'static str,
-        ) -> Result<T, SettingsError> {
-            match lookup(variable).filter(|value| !value.trim().is_empty()) {
-                None => Ok(default),
-                Some(value) => value.trim().parse().map_err(|_| SettingsError {
-                    variable,
-                    value,
-                    reason,
-                }),
-            }
-        }
-        let host: IpAddr = parse(
-            &lookup,
-            "LISTEN_HOST",
-            IpAddr::from([0, 0, 0, 0]),
-            "expected an IP address",
-        )?;
-        let port: u16 = parse(&lookup, "USER_PORT", DEFAULT_PORT, "expected a port number")?;
-        let max_connections: u32 = parse(
-            &lookup,
-            "DATABASE_MAX_CONNECTIONS",
-            10,
-            "expected a whole number",
-        )?;
-        let acquire_timeout_ms: u64 = parse(
-            &lookup,
-            "DATABASE_ACQUIRE_TIMEOUT_MS",
-            2000,
-            "expected milliseconds",
-        )?;
-        let database_url = lookup("DATABASE_URL")
-            .filter(|url| !url.trim().is_empty())
+    pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
+        let port = lookup.parse("USER_PORT", DEFAULT_PORT, "expected a port number")?;
+        let database_url = lookup
+            .text("DATABASE_URL")
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
             return Err(SettingsError {
@@ -80,12 +56,54 @@ impl Settings {
             });
         }
         Ok(Self {
-            listen: SocketAddr::new(host, port),
+            listen: SocketAddr::new(listen_host(lookup)?, port),
             database_url,
-            max_connections: max_connections.max(1),
-            acquire_timeout: Duration::from_millis(acquire_timeout_ms),
+            max_connections: lookup
+                .parse::<u32>("DATABASE_MAX_CONNECTIONS", 10, "expected a whole number")?
+                .max(1),
+            acquire_timeout: Duration::from_millis(lookup.parse(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                2000,
+                "expected milliseconds",
+            )?),
+            amqp_url: amqp_url(lookup),
+            outbox_poll_interval: Duration::from_millis(lookup.parse(
+                "OUTBOX_POLL_INTERVAL_MS",
+                1000,
+                "expected milliseconds",
+            )?),
         })
     }
+}
+
+/// `AMQP_URL`, the local broker by default.
+pub fn amqp_url(lookup: &impl Lookup) -> String {
+    lookup
+        .text("AMQP_URL")
+        .unwrap_or_else(|| messaging::DEFAULT_AMQP_URL.to_owned())
+}
+
+/// How a consumer of `queue` takes its deliveries: `AMQP_PREFETCH`, `AMQP_MAX_ATTEMPTS`,
+/// `AMQP_RETRY_DELAY_MS`.
+pub fn consumer_settings(
+    lookup: &impl Lookup,
+    queue: topology::ConsumerQueue,
+) -> Result<ConsumerSettings, SettingsError> {
+    Ok(ConsumerSettings {
+        amqp_url: amqp_url(lookup),
+        queue,
+        prefetch: lookup
+            .parse::<u16>("AMQP_PREFETCH", 16, "expected a whole number")?
+            .max(1),
+        max_attempts: lookup
+            .parse::<u32>("AMQP_MAX_ATTEMPTS", 5, "expected a whole number")?
+            .max(1),
+        retry_delay: Duration::from_millis(lookup.parse(
+            "AMQP_RETRY_DELAY_MS",
+            5000,
+            "expected milliseconds",
+        )?),
+    })
 }
 
 #[cfg(test)]
@@ -95,9 +113,10 @@ mod tests {
     #[test]
     fn bad_values_name_their_variable() {
         let error =
-            Settings::from_lookup(|name| (name == "USER_PORT").then(|| "http".into())).unwrap_err();
+            Settings::from_lookup(&|name: &str| (name == "USER_PORT").then(|| "http".into()))
+                .unwrap_err();
         assert_eq!(error.variable, "USER_PORT");
-        let error = Settings::from_lookup(|name| {
+        let error = Settings::from_lookup(&|name: &str| {
             (name == "DATABASE_URL").then(|| "mysql://root:pw@db/users".into())
         })
         .unwrap_err();
@@ -107,8 +126,9 @@ mod tests {
 
     #[test]
     fn defaults_point_at_the_local_stack() {
-        let settings = Settings::from_lookup(|_| None).unwrap();
+        let settings = Settings::from_lookup(&|_: &str| None).unwrap();
         assert_eq!(settings.listen.port(), DEFAULT_PORT);
         assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(settings.amqp_url, messaging::DEFAULT_AMQP_URL);
     }
 }

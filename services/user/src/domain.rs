@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use service_kit::{JsonObject, Problem};
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_EMAIL_CHARS: usize = 254;
@@ -84,6 +85,22 @@ impl EmailAddress {
 pub struct NewUser {
     pub name: UserName,
     pub email: EmailAddress,
+}
+
+impl NewUser {
+    /// Reads a user from a JSON object, naming every field that is wrong. `POST /user` and
+    /// the `create_user` command both come through here.
+    pub fn from_json(body: &JsonObject) -> Result<Self, Problem> {
+        match (
+            body.field("name", UserName::parse),
+            body.field("email", EmailAddress::parse),
+        ) {
+            (Ok(name), Ok(email)) => Ok(Self { name, email }),
+            (name, email) => Err(Problem::validation(
+                [name.err(), email.err()].into_iter().flatten().collect(),
+            )),
+        }
+    }
 }
 
 /// A stored user, as the API returns it.

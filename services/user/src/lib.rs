@@ -1,8 +1,11 @@
 //! The user service: users in Postgres behind a small JSON API (`POST /user`, `GET /user/{id}`,
-//! `GET /users`), traced and measured through the `telemetry` crate.
+//! `GET /users`), publishing `user.created` events through a transactional outbox, and its
+//! command consumer, user-queue. Traced and measured through the `telemetry` crate.
 
 pub mod configuration;
 pub mod domain;
+pub mod outbox;
+pub mod queue;
 pub mod routes;
 pub mod startup;
 pub mod store;
@@ -12,4 +15,6 @@ pub use startup::{StartError, app, run};
 
 /// The service's name in traces and metrics, unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "user";
+/// The command consumer's name.
+pub const QUEUE_SERVICE_NAME: &str = "user-queue";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use service_kit::{FieldError, JsonObject, Problem};
 
-use crate::domain::{EmailAddress, NewUser, UserName};
+use crate::domain::NewUser;
 use crate::startup::AppState;
 use crate::store::StoreError;
 
@@ -34,24 +34,12 @@ impl From<StoreError> for Problem {
     }
 }
 
-fn new_user(body: &JsonObject) -> Result<NewUser, Problem> {
-    match (
-        body.field("name", UserName::parse),
-        body.field("email", EmailAddress::parse),
-    ) {
-        (Ok(name), Ok(email)) => Ok(NewUser { name, email }),
-        (name, email) => Err(Problem::validation(
-            [name.err(), email.err()].into_iter().flatten().collect(),
-        )),
-    }
-}
-
 /// `POST /user` -> 201 with the stored user and its `Location`.
 pub async fn create_user(
     State(state): State<AppState>,
     body: JsonObject,
 ) -> Result<Response, Problem> {
-    let user = state.store.create(&new_user(&body)?).await?;
+    let user = state.store.create(&NewUser::from_json(&body)?).await?;
     tracing::info!(user.id = user.id, "user created");
     let location = format!("/user/{}", user.id);
     Ok((

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use messaging::ConsumerStatus;
 use sqlx::migrate::{MigrateDatabase, Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, SqlSafeStr};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::configuration::Settings;
 use crate::routes;
@@ -34,13 +36,19 @@ pub enum StartError {
 
 /// The migrations, embedded so the binary needs no files at run time.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "users".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/0001_users.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "users", include_str!("../migrations/0001_users.sql")),
+        migration(2, "outbox", include_str!("../migrations/0002_outbox.sql")),
+    ])
 }
 
 /// Creates the database if it is missing, connects and migrates.
@@ -87,30 +95,46 @@ pub async fn connect_with_retry(settings: &Settings) -> Result<PgPool, StartErro
     unreachable!("the retry loop only ends by returning")
 }
 
-/// The service's router: the API, the probes and `/metrics`.
+/// `/health/live`, `/health/ready` (Postgres answers, and the consumer consumes when there is
+/// one) and `/metrics`. They stay out of the request telemetry: probes and scrapes are not
+/// traffic, and would flood the trace store.
+pub fn health_and_metrics(
+    store: &UserStore,
+    consumer: Option<ConsumerStatus>,
+    metrics: &Metrics,
+) -> Router {
+    let store = store.clone();
+    service_kit::probes::health(move || {
+        let (store, consumer) = (store.clone(), consumer.clone());
+        async move {
+            if let Some(consumer) = consumer
+                && !consumer.is_consuming()
+            {
+                return Err("rabbitmq: not consuming".to_owned());
+            }
+            match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(format!("postgres: {error}")),
+                Err(_) => Err("postgres: no answer within 2 s".to_owned()),
+            }
+        }
+    })
+    .merge(metrics.router())
+}
+
+/// The service's router: the API, traced and measured, then the probes and `/metrics`.
 pub fn app(state: AppState, metrics: &Metrics) -> Router {
-    let store = state.store.clone();
+    let probes = health_and_metrics(&state.store, None, metrics);
     let api = Router::new()
         .route("/user", post(routes::create_user))
         .route("/user/{id}", get(routes::get_user))
         .route("/users", get(routes::list_users))
         .merge(service_kit::probes::ping())
-        .merge(service_kit::probes::health(move || {
-            let store = store.clone();
-            async move {
-                match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(format!("postgres: {error}")),
-                    Err(_) => Err("postgres: no answer within 2 s".to_owned()),
-                }
-            }
-        }))
         .with_state(state);
-    // `/metrics` stays out of the request telemetry: scrapes are not traffic.
-    telemetry::instrument(service_kit::conventions(api)).merge(metrics.router())
+    telemetry::instrument(service_kit::conventions(api)).merge(probes)
 }
 
-/// Runs the service on `listener` until `shutdown` completes.
+/// Runs the service on `listener` until `shutdown` completes: the API and the outbox relay.
 pub async fn run(
     settings: Settings,
     metrics: Metrics,
@@ -118,6 +142,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = connect_with_retry(&settings).await?;
+    let (stop, stopped) = watch::channel(false);
+    let relay = tokio::spawn(crate::outbox::run(
+        pool.clone(),
+        settings.amqp_url.clone(),
+        settings.outbox_poll_interval,
+        service_kit::serve::stopped(stopped),
+    ));
     let app = app(
         AppState {
             store: UserStore::new(pool),
@@ -125,6 +156,12 @@ pub async fn run(
         &metrics,
     );
     tracing::info!(address = %listener.local_addr()?, "user service listening");
-    service_kit::serve::serve(listener, app, shutdown).await?;
+    let served = service_kit::serve::serve(listener, app, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
+    let _ = relay.await;
+    served?;
     Ok(())
 }

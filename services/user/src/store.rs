@@ -1,6 +1,8 @@
 //! Users in Postgres. Every statement runs inside a CLIENT span with the database attributes,
 //! and failures are sorted into what the API can say about them.
 
+use messaging::events::{UserCreated, UserSnapshot};
+use messaging::topology;
 use sqlx::PgPool;
 use telemetry::db::DbOperation;
 
@@ -54,6 +56,27 @@ const INSERT_USER: DbOperation = DbOperation {
     query: "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email, created_at",
 };
 
+const INSERT_OUTBOX: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "INSERT",
+    collection: "outbox",
+    query: "INSERT INTO outbox (id, exchange, routing_key, payload, trace_context) VALUES ($1, $2, $3, $4, $5)",
+};
+
+const BEGIN: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "BEGIN",
+    collection: "",
+    query: "BEGIN",
+};
+
+const COMMIT: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "COMMIT",
+    collection: "",
+    query: "COMMIT",
+};
+
 const SELECT_USER: DbOperation = DbOperation {
     system: "postgresql",
     operation: "SELECT",
@@ -85,15 +108,45 @@ impl UserStore {
         Self { pool }
     }
 
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Stores the user and its `user.created` event in one transaction: both or neither.
+    /// The event keeps the current trace context, so its publication joins this request's
+    /// trace.
     pub async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
-        Ok(INSERT_USER
+        let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
+            .unwrap_or_else(|_| "{}".to_owned());
+        let mut transaction = BEGIN.run(self.pool.begin()).await?;
+        let created = INSERT_USER
             .run(
                 sqlx::query_as::<_, User>(INSERT_USER.query)
                     .bind(user.name.as_str())
                     .bind(user.email.as_str())
-                    .fetch_one(&self.pool),
+                    .fetch_one(&mut *transaction),
             )
-            .await?)
+            .await?;
+        let event = UserCreated::new(UserSnapshot {
+            id: created.id,
+            name: created.name.clone(),
+            email: created.email.clone(),
+            created_at: created.created_at,
+        });
+        let payload = serde_json::to_string(&event).expect("an event serializes");
+        INSERT_OUTBOX
+            .run(
+                sqlx::query(INSERT_OUTBOX.query)
+                    .bind(event.id)
+                    .bind(topology::USERS_EXCHANGE)
+                    .bind(topology::USER_CREATED)
+                    .bind(payload)
+                    .bind(trace_context)
+                    .execute(&mut *transaction),
+            )
+            .await?;
+        COMMIT.run(transaction.commit()).await?;
+        Ok(created)
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {

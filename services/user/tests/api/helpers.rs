@@ -6,22 +6,32 @@ use std::time::Duration;
 use reqwest::Response;
 use serde_json::{Value, json};
 use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
-use test_support::TestDatabase;
+use test_support::{TestDatabase, TestVhost};
 use tokio::sync::oneshot;
 use user::Settings;
 
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    /// Dropped with the app, which drops the database.
-    _database: TestDatabase,
+    pub database: TestDatabase,
+    pub vhost: TestVhost,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How to spawn a test app; the defaults are a silent telemetry and the test servers.
+#[derive(Default)]
+pub struct Options {
+    pub telemetry: Option<TelemetryConfig>,
+    /// `postgres://...` without a database: another way to the test Postgres (a proxy).
+    pub postgres_server: Option<String>,
+    /// `host:port`: another way to the test RabbitMQ (a proxy).
+    pub amqp_address: Option<String>,
+}
+
 /// A service whose spans go nowhere.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(TelemetryConfig::silent(), None).await
+    spawn_app_with(Options::default()).await
 }
 
 /// A service whose spans go to Zipkin at `endpoint`.
@@ -30,17 +40,26 @@ pub async fn spawn_app_exporting_to_zipkin(endpoint: String) -> TestApp {
         exporter: TracesExporter::Zipkin { endpoint },
         ..TelemetryConfig::silent()
     };
-    spawn_app_with(config, None).await
+    spawn_app_with(Options {
+        telemetry: Some(config),
+        ..Options::default()
+    })
+    .await
 }
 
-/// A service with this telemetry, reaching Postgres at `postgres_server` (`postgres://...`
-/// without a database) when given, else the test server.
-pub async fn spawn_app_with(config: TelemetryConfig, postgres_server: Option<String>) -> TestApp {
+/// A service with its own database and vhost, as `options` say.
+pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = TestDatabase::new().await;
-    let database_url = match postgres_server {
+    let vhost = TestVhost::new().await;
+    let database_url = match options.postgres_server {
         Some(server) => format!("{server}/{}", database.name()),
         None => database.url(),
     };
+    let amqp_url = match options.amqp_address {
+        Some(address) => vhost.amqp_url_via(&address),
+        None => vhost.amqp_url(),
+    };
+    let config = options.telemetry.unwrap_or_else(TelemetryConfig::silent);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -49,6 +68,8 @@ pub async fn spawn_app_with(config: TelemetryConfig, postgres_server: Option<Str
         database_url,
         max_connections: 5,
         acquire_timeout: Duration::from_secs(1),
+        amqp_url,
+        outbox_poll_interval: Duration::from_millis(200),
     };
     let telemetry = Telemetry::init(user::SERVICE_NAME, "test", &config).unwrap();
     let metrics = telemetry.metrics().clone();
@@ -68,7 +89,8 @@ pub async fn spawn_app_with(config: TelemetryConfig, postgres_server: Option<Str
     let app = TestApp {
         address,
         client: reqwest::Client::new(),
-        _database: database,
+        database,
+        vhost,
         stop: Some(stop),
         thread: Some(thread),
     };
@@ -140,4 +162,96 @@ impl Drop for TestApp {
 /// A unique email, so tests never collide even on a shared database.
 pub fn unique_email() -> String {
     format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// user-queue, running beside `app` on the same database and vhost.
+pub struct QueueApp {
+    pub address: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let settings = user::queue::QueueSettings {
+        listen: listener.local_addr().unwrap(),
+        database: Settings {
+            listen: listener.local_addr().unwrap(),
+            database_url: app.database.url(),
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(1),
+            amqp_url: app.vhost.amqp_url(),
+            outbox_poll_interval: Duration::from_millis(200),
+        },
+        consumer: messaging::ConsumerSettings {
+            amqp_url: app.vhost.amqp_url(),
+            queue: messaging::topology::USER_QUEUE,
+            prefetch: 4,
+            max_attempts: 3,
+            retry_delay: Duration::from_millis(100),
+        },
+    };
+    let telemetry =
+        Telemetry::init(user::QUEUE_SERVICE_NAME, "test", &TelemetryConfig::silent()).unwrap();
+    let metrics = telemetry.metrics().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        telemetry
+            .run(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                user::queue::run(settings, metrics, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+            .unwrap()
+            .unwrap();
+    });
+    let queue = QueueApp {
+        address,
+        stop: Some(stop),
+        thread: Some(thread),
+    };
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client
+            .get(format!("{}/health/ready", queue.address))
+            .send()
+            .await
+            && response.status().is_success()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "user-queue did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    queue
+}
+
+impl QueueApp {
+    /// Stops user-queue gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join().expect("user-queue panicked"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for QueueApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }

@@ -2,6 +2,8 @@
 
 mod helpers;
 
+mod commands;
+mod events;
 mod metrics;
 mod problems;
 mod process;

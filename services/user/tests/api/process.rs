@@ -5,17 +5,22 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use test_support::{ServiceProcess, TestDatabase, ZipkinReceiver, free_port};
+use test_support::{ServiceProcess, TestDatabase, TestVhost, ZipkinReceiver, free_port};
 
 use crate::helpers::unique_email;
 
 /// Starts the binary on a free port against `database`; returns it and its base URL.
-async fn start(database: &TestDatabase, envs: &[(&str, String)]) -> (ServiceProcess, String) {
+async fn start(
+    database: &TestDatabase,
+    vhost: &TestVhost,
+    envs: &[(&str, String)],
+) -> (ServiceProcess, String) {
     let port = free_port();
     let mut all = vec![
         ("LISTEN_HOST", "127.0.0.1".to_owned()),
         ("USER_PORT", port.to_string()),
         ("DATABASE_URL", database.url()),
+        ("AMQP_URL", vhost.amqp_url()),
     ];
     all.extend(envs.iter().cloned());
     let mut process = ServiceProcess::spawn(env!("CARGO_BIN_EXE_user"), &all);
@@ -47,8 +52,10 @@ async fn sigterm_flushes_the_spans_of_the_last_request() {
     for workers in ["1", "2"] {
         let zipkin = ZipkinReceiver::start();
         let database = TestDatabase::new().await;
+        let vhost = TestVhost::new().await;
         let (process, base) = start(
             &database,
+            &vhost,
             &[
                 ("OTEL_TRACES_EXPORTER", "zipkin".into()),
                 ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", zipkin.endpoint()),
@@ -73,8 +80,10 @@ async fn sigterm_flushes_the_spans_of_the_last_request() {
 #[tokio::test]
 async fn json_log_lines_carry_the_trace_id_of_their_request() {
     let database = TestDatabase::new().await;
+    let vhost = TestVhost::new().await;
     let (process, base) = start(
         &database,
+        &vhost,
         &[
             ("LOG_FORMAT", "json".into()),
             ("OTEL_TRACES_EXPORTER", "none".into()),

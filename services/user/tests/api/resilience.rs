@@ -3,10 +3,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use telemetry::TelemetryConfig;
 use test_support::TcpProxy;
 
-use crate::helpers::{spawn_app_with, unique_email};
+use crate::helpers::{Options, spawn_app_with, unique_email};
 
 fn postgres_proxy() -> TcpProxy {
     TcpProxy::start("127.0.0.1:5432")
@@ -15,10 +14,10 @@ fn postgres_proxy() -> TcpProxy {
 #[tokio::test]
 async fn postgres_down_is_503_and_the_service_recovers_by_itself() {
     let proxy = postgres_proxy();
-    let app = spawn_app_with(
-        TelemetryConfig::silent(),
-        Some(format!("postgres://postgres@{}", proxy.address())),
-    )
+    let app = spawn_app_with(Options {
+        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
+        ..Options::default()
+    })
     .await;
     app.create_user("before", &unique_email()).await;
 
@@ -63,7 +62,10 @@ async fn start_up_waits_for_postgres() {
     let restore_after = Duration::from_millis(1500);
     let server = format!("postgres://postgres@{}", proxy.address());
     let (app, ()) = tokio::join!(
-        spawn_app_with(TelemetryConfig::silent(), Some(server)),
+        spawn_app_with(Options {
+            postgres_server: Some(server),
+            ..Options::default()
+        }),
         async {
             tokio::time::sleep(restore_after).await;
             proxy.restore();

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use telemetry::{TelemetryConfig, TracesExporter};
 use test_support::{OtlpReceiver, ZipkinReceiver};
 
-use crate::helpers::{spawn_app, spawn_app_exporting_to_zipkin, spawn_app_with, unique_email};
+use crate::helpers::{
+    Options, spawn_app, spawn_app_exporting_to_zipkin, spawn_app_with, unique_email,
+};
 
 fn trace_id(response: &reqwest::Response) -> String {
     response.headers()[telemetry::TRACE_ID_HEADER]
@@ -84,7 +86,11 @@ async fn a_request_exports_a_server_span_with_its_database_child_over_otlp() {
         },
         ..TelemetryConfig::silent()
     };
-    let app = spawn_app_with(config, None).await;
+    let app = spawn_app_with(Options {
+        telemetry: Some(config),
+        ..Options::default()
+    })
+    .await;
     let response = app
         .post_user(&json!({"name": "otlp", "email": unique_email()}))
         .await;

@@ -1,0 +1,264 @@
+//! The outbox relay: publishes the events that user creation committed to the `outbox` table,
+//! and marks each one sent only after the broker confirmed it. When RabbitMQ is down the events
+//! wait in the table; when it is back they go out, none lost. A crash between the confirm and
+//! the mark publishes an event twice, which consumers absorb by deduplicating on its id.
+//!
+//! Several relays (the user service and user-queue) may run at once: `FOR UPDATE SKIP LOCKED`
+//! gives each row to one of them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use messaging::topology::{self, Kind};
+use messaging::{Outgoing, PublishError, Publisher};
+use metrics::gauge;
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Row};
+use telemetry::db::DbOperation;
+use uuid::Uuid;
+
+/// Events published per round trip to the database.
+const BATCH: i64 = 100;
+/// Sent rows are kept this long for inspection, then deleted.
+const KEEP_SENT: &str = "1 day";
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+pub(crate) const PENDING: &str = "outbox_pending_events";
+pub(crate) const OLDEST_AGE: &str = "outbox_oldest_pending_age_seconds";
+
+const CLAIM: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "SELECT",
+    collection: "outbox",
+    query: "SELECT id, exchange, routing_key, payload, trace_context FROM outbox \
+            WHERE sent_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+};
+
+const MARK_SENT: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "UPDATE",
+    collection: "outbox",
+    query: "UPDATE outbox SET sent_at = now() WHERE id = ANY($1)",
+};
+
+const BACKLOG: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "SELECT",
+    collection: "outbox",
+    query: "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 \
+            FROM outbox WHERE sent_at IS NULL",
+};
+
+const PRUNE: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "DELETE",
+    collection: "outbox",
+    query: "DELETE FROM outbox WHERE sent_at < now() - $1::interval",
+};
+
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        PENDING,
+        "Events in the outbox not yet confirmed by the broker."
+    );
+    metrics::describe_gauge!(
+        OLDEST_AGE,
+        metrics::Unit::Seconds,
+        "Age of the oldest event not yet confirmed by the broker (0 when none waits)."
+    );
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// Relays events until `shutdown` completes.
+pub async fn run(
+    pool: PgPool,
+    amqp_url: String,
+    poll_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    describe_metrics();
+    // The backlog is measured on its own clock, so it is seen growing while the broker is away.
+    let backlog = tokio::spawn(measure_backlog(pool.clone(), poll_interval));
+    let _stop_measuring = AbortOnDrop(backlog);
+    let mut wake = listen(&pool).await;
+    let mut last_prune = Instant::now();
+    loop {
+        let connection = tokio::select! {
+            connection = messaging::connect_with_backoff(&amqp_url) => connection,
+            () = &mut shutdown => return,
+        };
+        let publisher = match open(&connection).await {
+            Ok(publisher) => publisher,
+            Err(error) => {
+                tracing::warn!(%error, "cannot open a publishing channel; reconnecting");
+                continue;
+            }
+        };
+        loop {
+            let outcome = relay_batch(&pool, &publisher).await;
+            let pause = match outcome {
+                Ok(published) if published as i64 == BATCH => continue,
+                Ok(_) => poll_interval,
+                Err(RelayError::Publish(PublishError::Unroutable {
+                    exchange,
+                    routing_key,
+                })) => {
+                    tracing::warn!(
+                        %exchange, %routing_key,
+                        "no queue takes these events yet; they wait in the outbox"
+                    );
+                    poll_interval
+                }
+                Err(RelayError::Publish(error)) => {
+                    tracing::warn!(%error, "publishing failed; events wait in the outbox");
+                    break;
+                }
+                Err(RelayError::Database(error)) => {
+                    tracing::warn!(%error, "cannot read the outbox");
+                    poll_interval
+                }
+            };
+            if last_prune.elapsed() > PRUNE_EVERY {
+                last_prune = Instant::now();
+                prune(&pool).await;
+            }
+            tokio::select! {
+                () = wait(&mut wake, pause) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+async fn open(connection: &lapin::Connection) -> lapin::Result<Publisher> {
+    let publisher = Publisher::open(connection).await?;
+    topology::declare_exchange(publisher.channel(), topology::USERS_EXCHANGE, Kind::Topic).await?;
+    Ok(publisher)
+}
+
+/// Listens for the outbox trigger's notifications; `None` (and polling only) if that fails.
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let listening = async {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen("outbox").await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    match listening.await {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for outbox notifications; polling only");
+            None
+        }
+    }
+}
+
+/// Waits for a notification or for `pause`, whichever comes first.
+async fn wait(wake: &mut Option<PgListener>, pause: Duration) {
+    match wake {
+        // `recv` reconnects by itself after a lost connection.
+        Some(listener) => {
+            let _ = tokio::time::timeout(pause, listener.recv()).await;
+        }
+        None => tokio::time::sleep(pause).await,
+    }
+}
+
+/// Publishes one batch of pending events; returns how many were published.
+async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, RelayError> {
+    let mut transaction = pool.begin().await?;
+    let rows = CLAIM
+        .run(
+            sqlx::query(CLAIM.query)
+                .bind(BATCH)
+                .fetch_all(&mut *transaction),
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let events: Vec<(Uuid, String, String, String, String)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.get("id"),
+                row.get("exchange"),
+                row.get("routing_key"),
+                row.get("payload"),
+                row.get("trace_context"),
+            )
+        })
+        .collect();
+    let ids: Vec<String> = events.iter().map(|event| event.0.to_string()).collect();
+    // Publish the whole batch at once; the confirms come back together.
+    let outcomes = join_all(events.iter().zip(&ids).map(
+        |((_, exchange, routing_key, payload, trace_context), id)| {
+            let saved: HashMap<String, String> =
+                serde_json::from_str(trace_context).unwrap_or_default();
+            let mut message = Outgoing::new(exchange, routing_key, id, payload.as_bytes());
+            message.parent = Some(telemetry::propagation::extract_map(&saved));
+            publisher.publish(message)
+        },
+    ))
+    .await;
+    let confirmed: Vec<Uuid> = events
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_ok())
+        .map(|(event, _)| event.0)
+        .collect();
+    if !confirmed.is_empty() {
+        MARK_SENT
+            .run(
+                sqlx::query(MARK_SENT.query)
+                    .bind(&confirmed)
+                    .execute(&mut *transaction),
+            )
+            .await?;
+    }
+    transaction.commit().await?;
+    match outcomes.into_iter().find_map(Result::err) {
+        Some(error) => Err(error.into()),
+        None => Ok(confirmed.len()),
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn measure_backlog(pool: PgPool, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let backlog = BACKLOG
+            .run(sqlx::query_as::<_, (i64, Option<f64>)>(BACKLOG.query).fetch_one(&pool))
+            .await;
+        if let Ok((pending, oldest)) = backlog {
+            gauge!(PENDING).set(pending as f64);
+            gauge!(OLDEST_AGE).set(oldest.unwrap_or(0.0).max(0.0));
+        }
+    }
+}
+
+async fn prune(pool: &PgPool) {
+    let pruned = PRUNE
+        .run(sqlx::query(PRUNE.query).bind(KEEP_SENT).execute(pool))
+        .await;
+    if let Err(error) = pruned {
+        tracing::warn!(%error, "cannot prune sent outbox rows");
+    }
+}
