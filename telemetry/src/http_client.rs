@@ -21,6 +21,11 @@ pub fn client(client: reqwest::Client) -> ClientWithMiddleware {
     ClientBuilder::new(client).with(TracingMiddleware).build()
 }
 
+/// Marks a request whose URL is a credential (a webhook, say): its span then records only the
+/// origin (`scheme://host:port`). Add it with `RequestBuilder::with_extension(SensitiveUrl)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SensitiveUrl;
+
 /// The middleware behind [`client`], for callers that build their own middleware stack.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingMiddleware;
@@ -49,7 +54,12 @@ impl Middleware for TracingMiddleware {
             http.response.status_code = Empty,
             server.address = host.as_str(),
             server.port = port,
-            url.full = redacted_url(url).as_str(),
+            url.full = if extensions.get::<SensitiveUrl>().is_some() {
+                url.origin().ascii_serialization()
+            } else {
+                redacted_url(url)
+            }
+            .as_str(),
             error.type = Empty,
         );
         let cx = span.context();

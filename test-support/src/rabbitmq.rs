@@ -201,20 +201,16 @@ impl Drop for TestVhost {
     }
 }
 
-/// The text of header `name` of a message, if it has one.
+/// Header `name` of a message as text (numbers in decimal), if it has one.
 pub fn header(message: &BasicGetMessage, name: &str) -> Option<String> {
-    match message
-        .delivery
-        .properties
-        .headers()
-        .as_ref()?
-        .inner()
-        .get(name)?
-    {
-        lapin::types::AMQPValue::LongString(text) => {
-            Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
-        }
-        lapin::types::AMQPValue::ShortString(text) => Some(text.as_str().to_owned()),
-        _ => None,
-    }
+    use lapin::types::AMQPValue;
+    let headers = message.delivery.properties.headers().as_ref()?;
+    Some(match headers.inner().get(name)? {
+        AMQPValue::LongString(text) => String::from_utf8_lossy(text.as_bytes()).into_owned(),
+        AMQPValue::ShortString(text) => text.as_str().to_owned(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        other => format!("{other:?}"),
+    })
 }

@@ -5,6 +5,7 @@
 pub mod json;
 pub mod probes;
 pub mod problem;
+pub mod process;
 pub mod serve;
 pub mod settings;
 

@@ -1,6 +1,7 @@
 //! Reading settings from the environment: one helper, so every service reports a bad value the
 //! same way, naming its variable.
 
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// A setting that cannot be used.
@@ -55,4 +56,14 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
     fn get(&self, name: &str) -> Option<String> {
         self(name)
     }
+}
+
+/// `LISTEN_HOST`, shared by every process of the stack: all interfaces by default, as a
+/// container needs.
+pub fn listen_host(lookup: &impl Lookup) -> Result<IpAddr, SettingsError> {
+    lookup.parse(
+        "LISTEN_HOST",
+        IpAddr::from([0, 0, 0, 0]),
+        "expected an IP address",
+    )
 }

@@ -16,6 +16,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use service_kit::settings::{Lookup, SettingsError};
 use telemetry::amqp::{self, Outcome};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -65,6 +66,28 @@ pub struct ConsumerSettings {
     pub max_attempts: u32,
     /// Wait between attempts.
     pub retry_delay: Duration,
+}
+
+impl ConsumerSettings {
+    /// How a consumer of `queue` takes its deliveries: `AMQP_URL`, `AMQP_PREFETCH` (16),
+    /// `AMQP_MAX_ATTEMPTS` (5) and `AMQP_RETRY_DELAY_MS` (5000).
+    pub fn from_lookup(lookup: &impl Lookup, queue: ConsumerQueue) -> Result<Self, SettingsError> {
+        Ok(Self {
+            amqp_url: crate::amqp_url(lookup),
+            queue,
+            prefetch: lookup
+                .parse::<u16>("AMQP_PREFETCH", 16, "expected a whole number")?
+                .max(1),
+            max_attempts: lookup
+                .parse::<u32>("AMQP_MAX_ATTEMPTS", 5, "expected a whole number")?
+                .max(1),
+            retry_delay: Duration::from_millis(lookup.parse(
+                "AMQP_RETRY_DELAY_MS",
+                5000,
+                "expected milliseconds",
+            )?),
+        })
+    }
 }
 
 /// Whether the consumer is connected and consuming, for the readiness probe.
@@ -162,6 +185,10 @@ async fn consume<H: Handler>(
     // Finish what is in hand: on shutdown these are acknowledged; on a lost connection their
     // acks fail and the broker redelivers them.
     while in_hand.join_next().await.is_some() {}
+    if outcome.is_ok() {
+        let _ = channel.close(200, "shutting down".into()).await;
+        let _ = publisher.channel().close(200, "shutting down".into()).await;
+    }
     outcome
 }
 
@@ -230,7 +257,8 @@ async fn settle<H: Handler>(
         if let (Some(queue), Some(reason)) = (&target, &reason) {
             let mut headers = delivery.properties.headers().clone().unwrap_or_default();
             let next_attempt = if outcome == Outcome::Retry { attempt + 1 } else { attempt };
-            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(next_attempt));
+            // A signed 64-bit integer: RabbitMQ drops unsigned 32-bit table values.
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(i64::from(next_attempt)));
             headers.insert(REASON_HEADER.into(), AMQPValue::LongString(LongString::from(reason.as_str())));
             let id = message_id.clone().unwrap_or_default();
             let mut moved = Outgoing::new("", queue, &id, &delivery.data);

@@ -14,3 +14,10 @@ pub use publisher::{Outgoing, PublishError, Publisher};
 
 /// The broker of the local stack.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// `AMQP_URL`, the local broker by default.
+pub fn amqp_url(lookup: &impl service_kit::settings::Lookup) -> String {
+    lookup
+        .text("AMQP_URL")
+        .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned())
+}

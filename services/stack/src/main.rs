@@ -5,12 +5,16 @@
 //! Configuration is the same environment each service reads on its own, except that
 //! `OTEL_SERVICE_NAME` is ignored here: every service keeps its own name.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
 
-use telemetry::{Telemetry, TelemetryConfig};
+use service_kit::process::Shutdown;
+use service_kit::settings::SettingsError;
+use telemetry::{Metrics, Telemetry, TelemetryConfig};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -23,31 +27,83 @@ struct Launch {
     service: ServiceFuture,
 }
 
-fn user_service(config: &TelemetryConfig, stop: watch::Receiver<bool>) -> Result<Launch, String> {
-    let settings = user::Settings::from_env().map_err(|error| error.to_string())?;
-    let telemetry = Telemetry::init(user::SERVICE_NAME, user::VERSION, config)
-        .map_err(|error| error.to_string())?;
+/// Prepares the service `name`: its settings, its telemetry, and the future that runs it.
+fn launch<S, Fut, E>(
+    name: &'static str,
+    version: &'static str,
+    settings: Result<S, SettingsError>,
+    listen: impl FnOnce(&S) -> SocketAddr,
+    start: impl FnOnce(S, Metrics, TcpListener, Shutdown) -> Fut + Send + 'static,
+    config: &TelemetryConfig,
+    stop: &watch::Receiver<bool>,
+) -> Result<Launch, String>
+where
+    S: Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Display,
+{
+    let settings = settings.map_err(|error| format!("{name}: {error}"))?;
+    let telemetry =
+        Telemetry::init(name, version, config).map_err(|error| format!("{name}: {error}"))?;
     let metrics = telemetry.metrics().clone();
-    let listen = settings.listen;
+    let listen = listen(&settings);
+    let stopped = service_kit::serve::stopped(stop.clone());
     let service = Box::pin(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = TcpListener::bind(listen)
             .await
             .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-        user::run(
-            settings,
-            metrics,
-            listener,
-            service_kit::serve::stopped(stop),
-        )
-        .await
-        .map_err(|error| error.to_string())
+        start(settings, metrics, listener, Box::pin(stopped))
+            .await
+            .map_err(|error| error.to_string())
     });
     Ok(Launch {
-        name: user::SERVICE_NAME,
+        name,
         listen,
         telemetry,
         service,
     })
+}
+
+/// Every service of the stack, in start order.
+fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Vec<Launch>, String> {
+    Ok(vec![
+        launch(
+            user::SERVICE_NAME,
+            user::VERSION,
+            user::Settings::from_env(),
+            |settings| settings.listen,
+            user::run,
+            config,
+            stop,
+        )?,
+        launch(
+            slack::SERVICE_NAME,
+            slack::VERSION,
+            slack::Settings::from_env(),
+            |settings| settings.listen,
+            slack::startup::run,
+            config,
+            stop,
+        )?,
+        launch(
+            user::QUEUE_SERVICE_NAME,
+            user::VERSION,
+            user::queue::QueueSettings::from_env(),
+            |settings| settings.listen,
+            user::queue::run,
+            config,
+            stop,
+        )?,
+        launch(
+            slack::QUEUE_SERVICE_NAME,
+            slack::VERSION,
+            slack::QueueSettings::from_env(),
+            |settings| settings.listen,
+            slack::queue::run,
+            config,
+            stop,
+        )?,
+    ])
 }
 
 fn main() -> ExitCode {
@@ -62,11 +118,7 @@ fn main() -> ExitCode {
         }
     };
     let (stop, stop_receiver) = watch::channel(false);
-    let launches = match [user_service]
-        .into_iter()
-        .map(|launch| launch(&config, stop_receiver.clone()))
-        .collect::<Result<Vec<_>, _>>()
-    {
+    let launches = match launches(&config, &stop_receiver) {
         Ok(launches) => launches,
         Err(error) => {
             eprintln!("stack: {error}");

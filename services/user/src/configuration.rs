@@ -1,11 +1,10 @@
 //! The user service's settings, read from the environment with defaults that work against the
 //! local Postgres and RabbitMQ.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use messaging::{ConsumerSettings, topology};
-use service_kit::settings::{Env, Lookup, SettingsError};
+use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -28,15 +27,6 @@ pub struct Settings {
 pub const DEFAULT_PORT: u16 = 8101;
 pub const DEFAULT_QUEUE_PORT: u16 = 9101;
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/users";
-
-/// `LISTEN_HOST`, shared by every process of the stack.
-pub fn listen_host(lookup: &impl Lookup) -> Result<IpAddr, SettingsError> {
-    lookup.parse(
-        "LISTEN_HOST",
-        IpAddr::from([0, 0, 0, 0]),
-        "expected an IP address",
-    )
-}
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -66,7 +56,7 @@ impl Settings {
                 2000,
                 "expected milliseconds",
             )?),
-            amqp_url: amqp_url(lookup),
+            amqp_url: messaging::amqp_url(lookup),
             outbox_poll_interval: Duration::from_millis(lookup.parse(
                 "OUTBOX_POLL_INTERVAL_MS",
                 1000,
@@ -74,36 +64,6 @@ impl Settings {
             )?),
         })
     }
-}
-
-/// `AMQP_URL`, the local broker by default.
-pub fn amqp_url(lookup: &impl Lookup) -> String {
-    lookup
-        .text("AMQP_URL")
-        .unwrap_or_else(|| messaging::DEFAULT_AMQP_URL.to_owned())
-}
-
-/// How a consumer of `queue` takes its deliveries: `AMQP_PREFETCH`, `AMQP_MAX_ATTEMPTS`,
-/// `AMQP_RETRY_DELAY_MS`.
-pub fn consumer_settings(
-    lookup: &impl Lookup,
-    queue: topology::ConsumerQueue,
-) -> Result<ConsumerSettings, SettingsError> {
-    Ok(ConsumerSettings {
-        amqp_url: amqp_url(lookup),
-        queue,
-        prefetch: lookup
-            .parse::<u16>("AMQP_PREFETCH", 16, "expected a whole number")?
-            .max(1),
-        max_attempts: lookup
-            .parse::<u32>("AMQP_MAX_ATTEMPTS", 5, "expected a whole number")?
-            .max(1),
-        retry_delay: Duration::from_millis(lookup.parse(
-            "AMQP_RETRY_DELAY_MS",
-            5000,
-            "expected milliseconds",
-        )?),
-    })
 }
 
 #[cfg(test)]

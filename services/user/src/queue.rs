@@ -9,12 +9,12 @@ use std::sync::Arc;
 use messaging::{ConsumerSettings, ConsumerStatus, Disposition, Handler, Message};
 use serde_json::Value;
 use service_kit::JsonObject;
-use service_kit::settings::{Env, Lookup, SettingsError};
+use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::configuration::{self, DEFAULT_QUEUE_PORT, Settings};
+use crate::configuration::{DEFAULT_QUEUE_PORT, Settings};
 use crate::domain::NewUser;
 use crate::startup::{self, StartError};
 use crate::store::{StoreError, UserStore};
@@ -39,9 +39,9 @@ impl QueueSettings {
             "expected a port number",
         )?;
         Ok(Self {
-            listen: SocketAddr::new(configuration::listen_host(lookup)?, port),
+            listen: SocketAddr::new(listen_host(lookup)?, port),
             database: Settings::from_lookup(lookup)?,
-            consumer: configuration::consumer_settings(lookup, messaging::topology::USER_QUEUE)?,
+            consumer: ConsumerSettings::from_lookup(lookup, messaging::topology::USER_QUEUE)?,
         })
     }
 }

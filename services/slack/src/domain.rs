@@ -1,0 +1,95 @@
+//! Channels and messages: what a valid one is, parsed once at the edge.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_CHANNEL_CHARS: usize = 80;
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// A channel name such as `#user`: 1 to 80 characters, no spaces or control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel(String);
+
+impl Channel {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let channel = raw.trim();
+        if channel.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if channel.chars().count() > MAX_CHANNEL_CHARS {
+            return Err(format!("must be at most {MAX_CHANNEL_CHARS} characters"));
+        }
+        if channel.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        Ok(Self(channel.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message text: 1 to 4000 characters; line breaks and tabs are the only control
+/// characters allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(format!("must be at most {MAX_MESSAGE_CHARS} characters"));
+        }
+        if raw
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message as stored and returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub channel: String,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl StoredMessage {
+    pub fn new(channel: &Channel, message: &MessageText) -> Self {
+        Self {
+            channel: channel.as_str().to_owned(),
+            message: message.as_str().to_owned(),
+            created_at: Utc::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_and_messages_are_bounded() {
+        assert_eq!(Channel::parse(" #user ").unwrap().as_str(), "#user");
+        assert!(Channel::parse("").is_err());
+        assert!(Channel::parse("#two words").is_err());
+        assert!(Channel::parse(&"c".repeat(81)).is_err());
+        assert!(MessageText::parse("User 7 created").is_ok());
+        assert!(MessageText::parse("line\nbreak 🦀").is_ok());
+        assert!(MessageText::parse("  ").is_err());
+        assert!(MessageText::parse("nul\0").is_err());
+        assert!(MessageText::parse(&"m".repeat(4000)).is_ok());
+        assert!(MessageText::parse(&"m".repeat(4001)).is_err());
+    }
+}

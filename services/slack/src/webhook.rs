@@ -1,0 +1,154 @@
+//! Delivery to a Slack incoming webhook: a bounded number of calls per message, with backoff on
+//! 5xx, timeouts and refused connections, and on 429 the wait Slack asks for in `Retry-After`.
+//! Other 4xx answers mean the message will never be taken, and are not retried here.
+//!
+//! The webhook URL is a credential: the CLIENT span records only its origin, and no error or
+//! log line quotes it.
+
+use std::time::Duration;
+
+use metrics::counter;
+use reqwest::StatusCode;
+use reqwest_middleware::ClientWithMiddleware;
+use serde_json::json;
+use telemetry::http_client::SensitiveUrl;
+
+use crate::configuration::SecretUrl;
+
+pub(crate) const NOTIFICATIONS: &str = "slack_notifications_total";
+
+/// The longest `Retry-After` honoured; a longer one fails the call (the message is retried
+/// later through the retry queue, or reported as failed).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// How a delivery ended, as the bounded `outcome` label of `slack_notifications_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// No webhook is configured.
+    Skipped,
+    /// Slack refused the message (a 4xx other than 429).
+    Rejected,
+    /// Slack could not be reached, or kept failing.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Skipped => "skipped",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+pub fn record(outcome: Outcome) {
+    counter!(NOTIFICATIONS, "outcome" => outcome.as_str()).increment(1);
+}
+
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        NOTIFICATIONS,
+        "Messages delivered to the Slack webhook (or not), by outcome: sent, skipped (no webhook configured), rejected (4xx), failed."
+    );
+}
+
+/// Why a delivery did not happen; never quotes the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("Slack refused the message with {0}")]
+    Rejected(StatusCode),
+    #[error("Slack could not be reached: {0}")]
+    Failed(String),
+}
+
+#[derive(Clone)]
+pub struct Webhook {
+    client: ClientWithMiddleware,
+    url: SecretUrl,
+    attempts: u32,
+}
+
+impl Webhook {
+    pub fn new(url: SecretUrl, timeout: Duration, attempts: u32) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Self {
+            client: telemetry::http_client::client(client),
+            url,
+            attempts,
+        })
+    }
+
+    /// Posts `{"text", "channel"}`, retrying as the module says.
+    pub async fn deliver(&self, channel: &str, text: &str) -> Result<(), DeliveryError> {
+        let body = json!({"text": text, "channel": channel});
+        let mut backoff = Duration::from_millis(200);
+        let mut last_error = DeliveryError::Failed("no attempt made".into());
+        for attempt in 1..=self.attempts {
+            let response = self
+                .client
+                .post(self.url.expose().clone())
+                .with_extension(SensitiveUrl)
+                .json(&body)
+                .send()
+                .await;
+            let wait = match response {
+                Ok(response) if response.status().is_success() => {
+                    record(Outcome::Sent);
+                    return Ok(());
+                }
+                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    last_error = DeliveryError::Failed("rate limited (429)".into());
+                    retry_after(&response).unwrap_or(backoff)
+                }
+                Ok(response) if response.status().is_server_error() => {
+                    last_error =
+                        DeliveryError::Failed(format!("Slack answered {}", response.status()));
+                    backoff
+                }
+                Ok(response) => {
+                    record(Outcome::Rejected);
+                    return Err(DeliveryError::Rejected(response.status()));
+                }
+                Err(error) => {
+                    last_error = DeliveryError::Failed(describe(&error));
+                    backoff
+                }
+            };
+            if attempt == self.attempts || wait > MAX_RETRY_AFTER {
+                break;
+            }
+            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "Slack delivery will be retried");
+            tokio::time::sleep(wait).await;
+            backoff *= 2;
+        }
+        record(Outcome::Failed);
+        Err(last_error)
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// A transport failure, in words that never include the URL.
+fn describe(error: &reqwest_middleware::Error) -> String {
+    match error {
+        reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => "timed out".into(),
+        reqwest_middleware::Error::Reqwest(error) if error.is_connect() => {
+            "connection failed".into()
+        }
+        reqwest_middleware::Error::Reqwest(_) => "request failed".into(),
+        reqwest_middleware::Error::Middleware(_) => "request failed in middleware".into(),
+    }
+}

@@ -1,0 +1,206 @@
+//! Spawns the slack service or slack-queue the way their binaries run them, with a Redis key
+//! prefix and a vhost of their own.
+
+use std::time::Duration;
+
+use reqwest::Response;
+use serde_json::{Value, json};
+use slack::{QueueSettings, Settings};
+use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
+use test_support::{TestRedis, TestVhost, free_port};
+use tokio::sync::oneshot;
+
+/// How to spawn; the defaults are silent telemetry, no webhook and the test servers.
+#[derive(Default)]
+pub struct Options {
+    pub zipkin: Option<String>,
+    pub webhook: Option<String>,
+    /// `redis://host:port` of a proxy to the test Redis.
+    pub redis_url: Option<String>,
+    pub max_attempts: Option<u32>,
+}
+
+pub struct TestSlack {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub redis: TestRedis,
+    pub vhost: TestVhost,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn settings(options: &Options, redis: &TestRedis, port: u16) -> Settings {
+    let lookup = |name: &str| match name {
+        "LISTEN_HOST" => Some("127.0.0.1".to_owned()),
+        "SLACK_PORT" | "SLACK_QUEUE_PORT" => Some(port.to_string()),
+        "REDIS_URL" => Some(
+            options
+                .redis_url
+                .clone()
+                .unwrap_or_else(test_support::redis::server_url),
+        ),
+        "REDIS_KEY_PREFIX" => Some(redis.prefix().to_owned()),
+        "SLACK_WEBHOOK_URL" => options.webhook.clone(),
+        "SLACK_WEBHOOK_TIMEOUT_MS" => Some("2000".to_owned()),
+        _ => None,
+    };
+    Settings::from_lookup(&lookup).unwrap()
+}
+
+fn telemetry(name: &str, options: &Options) -> Telemetry {
+    let config = match &options.zipkin {
+        Some(endpoint) => TelemetryConfig {
+            exporter: TracesExporter::Zipkin {
+                endpoint: endpoint.clone(),
+            },
+            ..TelemetryConfig::silent()
+        },
+        None => TelemetryConfig::silent(),
+    };
+    Telemetry::init(name, "test", &config).unwrap()
+}
+
+/// Which process to run.
+pub enum Process {
+    Api,
+    Queue,
+}
+
+pub async fn spawn(process: Process, options: Options) -> TestSlack {
+    let redis = TestRedis::new().await;
+    let vhost = TestVhost::new().await;
+    let port = free_port();
+    let slack = settings(&options, &redis, port);
+    let address = format!("http://127.0.0.1:{port}");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let thread = match process {
+        Process::Api => {
+            let telemetry = telemetry(slack::SERVICE_NAME, &options);
+            let metrics = telemetry.metrics().clone();
+            std::thread::spawn(move || {
+                telemetry
+                    .run(async move {
+                        let listener = tokio::net::TcpListener::bind(slack.listen).await.unwrap();
+                        slack::startup::run(slack, metrics, listener, stopped).await
+                    })
+                    .unwrap()
+                    .unwrap();
+            })
+        }
+        Process::Queue => {
+            let settings = QueueSettings {
+                listen: slack.listen,
+                slack,
+                consumer: messaging::ConsumerSettings {
+                    amqp_url: vhost.amqp_url(),
+                    queue: messaging::topology::SLACK_QUEUE,
+                    prefetch: 4,
+                    max_attempts: options.max_attempts.unwrap_or(3),
+                    retry_delay: Duration::from_millis(100),
+                },
+            };
+            let telemetry = telemetry(slack::QUEUE_SERVICE_NAME, &options);
+            let metrics = telemetry.metrics().clone();
+            std::thread::spawn(move || {
+                telemetry
+                    .run(async move {
+                        let listener = tokio::net::TcpListener::bind(settings.listen)
+                            .await
+                            .unwrap();
+                        slack::queue::run(settings, metrics, listener, stopped).await
+                    })
+                    .unwrap()
+                    .unwrap();
+            })
+        }
+    };
+    let app = TestSlack {
+        address,
+        client: reqwest::Client::new(),
+        redis,
+        vhost,
+        stop: Some(stop),
+        thread: Some(thread),
+    };
+    app.wait_until_ready().await;
+    app
+}
+
+impl TestSlack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.client.get(self.url("/health/ready")).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not ready within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn post(&self, channel: &str, message: &str) -> Response {
+        self.client
+            .post(self.url("/"))
+            .json(&json!({"channel": channel, "message": message}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The texts in `channel`, newest first, read straight from Redis.
+    pub async fn channel(&self, channel: &str) -> Vec<String> {
+        let mut connection = self.redis.connection().await;
+        let raw: Vec<String> = redis::AsyncCommands::lrange(
+            &mut connection,
+            format!("{}channel:{channel}", self.redis.prefix()),
+            0,
+            -1,
+        )
+        .await
+        .unwrap();
+        raw.iter()
+            .map(|entry| {
+                serde_json::from_str::<Value>(entry).unwrap()["message"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// Stops the process gracefully and waits until its last spans are flushed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join().expect("the service panicked"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for TestSlack {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

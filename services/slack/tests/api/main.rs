@@ -1,0 +1,9 @@
+//! The slack service's and slack-queue's tests, against the real Redis and RabbitMQ, each with
+//! a Redis key prefix and a vhost of its own.
+
+mod helpers;
+
+mod messages;
+mod queue;
+mod resilience;
+mod webhook;

@@ -1,0 +1,263 @@
+//! slack-queue: each `user.created` event becomes one "User <email> created" in `#user`, inside
+//! a CONSUMER span that continues the producer's trace; failures are retried, then
+//! dead-lettered; malformed events go straight to the dead-letter queue.
+
+use std::time::{Duration, Instant};
+
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use messaging::events::{UserCreated, UserSnapshot};
+use serde_json::json;
+use test_support::rabbitmq::header;
+use test_support::{FakeWebhook, TcpProxy, ZipkinReceiver};
+
+use crate::helpers::{Options, Process, TestSlack, spawn};
+
+const DEAD: &str = "slack-queue.user-created.dead";
+const PRODUCER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PRODUCER_SPAN: &str = "00f067aa0ba902b7";
+
+fn user_created(email: &str) -> UserCreated {
+    UserCreated::new(UserSnapshot {
+        id: 7,
+        name: "Ada".into(),
+        email: email.into(),
+        created_at: chrono::Utc::now(),
+    })
+}
+
+/// Publishes `body` as the outbox relay would, with a producer's trace context.
+async fn publish(slack: &TestSlack, body: &[u8], message_id: &str) {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "traceparent".into(),
+        AMQPValue::LongString(LongString::from(format!(
+            "00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01"
+        ))),
+    );
+    slack
+        .vhost
+        .publish(
+            "users",
+            "user.created",
+            body,
+            BasicProperties::default()
+                .with_message_id(message_id.into())
+                .with_headers(headers),
+        )
+        .await;
+}
+
+async fn publish_event(slack: &TestSlack, event: &UserCreated) {
+    publish(
+        slack,
+        &serde_json::to_vec(event).unwrap(),
+        &event.id.to_string(),
+    )
+    .await;
+}
+
+/// Waits until `#user` holds `count` messages (and a little longer, to catch extras).
+async fn wait_for_messages(slack: &TestSlack, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let messages = slack.channel("#user").await;
+        if messages.len() >= count {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return slack.channel("#user").await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {messages:?} in #user after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_user_created_event_is_announced_once_in_a_span_continuing_the_producers_trace() {
+    let zipkin = ZipkinReceiver::start();
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            zipkin: Some(zipkin.endpoint()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let event = user_created("ada@example.com");
+    publish_event(&slack, &event).await;
+    assert_eq!(
+        wait_for_messages(&slack, 1).await,
+        ["User ada@example.com created"]
+    );
+    slack.stop().await;
+
+    assert_eq!(zipkin.violations(), Vec::<String>::new());
+    let spans = zipkin.trace(PRODUCER_TRACE);
+    let consumer = spans
+        .iter()
+        .find(|span| span["kind"] == "CONSUMER")
+        .unwrap_or_else(|| panic!("no CONSUMER span in {spans:#?}"));
+    assert_eq!(consumer["name"], "process user.created");
+    assert_eq!(consumer["parentId"], PRODUCER_SPAN);
+    assert_eq!(consumer["localEndpoint"]["serviceName"], "slack-queue");
+    assert_eq!(
+        consumer["tags"]["messaging.message.id"],
+        event.id.to_string()
+    );
+    let redis = spans
+        .iter()
+        .find(|span| span["name"] == "lpush channel")
+        .unwrap_or_else(|| panic!("no redis span in {spans:#?}"));
+    assert_eq!(redis["kind"], "CLIENT");
+    assert_eq!(redis["parentId"], consumer["id"]);
+    assert_eq!(redis["tags"]["db.system.name"], "redis");
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_announced_once() {
+    let webhook = FakeWebhook::start(&[], 200);
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            webhook: Some(webhook.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let event = user_created("twice@example.com");
+    publish_event(&slack, &event).await;
+    publish_event(&slack, &event).await;
+    publish_event(&slack, &user_created("other@example.com")).await;
+    let messages = wait_for_messages(&slack, 2).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(webhook.delivered().len(), 2, "one delivery per event");
+}
+
+#[tokio::test]
+async fn malformed_messages_go_straight_to_the_dead_letter_queue() {
+    let slack = spawn(Process::Queue, Options::default()).await;
+    for (case, body) in [
+        ("not JSON", b"User 7 created".to_vec()),
+        (
+            "wrong shape",
+            json!({"id": 7, "user": "ada"}).to_string().into_bytes(),
+        ),
+        (
+            "wrong type",
+            serde_json::to_vec(&UserCreated {
+                kind: "user.deleted".into(),
+                ..user_created("x@example.com")
+            })
+            .unwrap(),
+        ),
+    ] {
+        publish(&slack, &body, "poison").await;
+        let dead = slack
+            .vhost
+            .get(DEAD, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{case}: not dead-lettered"));
+        assert_eq!(dead.delivery.data, body, "{case}");
+        assert_eq!(
+            header(&dead, "x-attempt").as_deref(),
+            Some("1"),
+            "{case}: not retried"
+        );
+        assert!(header(&dead, "x-reason").is_some(), "{case}");
+    }
+    // The consumer goes on.
+    publish_event(&slack, &user_created("after@example.com")).await;
+    assert_eq!(
+        wait_for_messages(&slack, 1).await,
+        ["User after@example.com created"]
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_that_fails_twice_then_succeeds_gets_one_delivery() {
+    let webhook = FakeWebhook::start(&[502, 503], 200);
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            webhook: Some(webhook.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    publish_event(&slack, &user_created("flaky@example.com")).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while webhook.delivered().is_empty() {
+        assert!(Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        webhook.delivered(),
+        [json!({"text": "User flaky@example.com created", "channel": "#user"})]
+    );
+    assert_eq!(slack.channel("#user").await.len(), 1);
+    assert_eq!(slack.vhost.count(DEAD).await, 0);
+}
+
+#[tokio::test]
+async fn a_webhook_that_always_refuses_sends_the_event_to_the_dead_letter_queue_after_n_tries() {
+    let webhook = FakeWebhook::start(&[], 400);
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            webhook: Some(webhook.url()),
+            max_attempts: Some(3),
+            ..Options::default()
+        },
+    )
+    .await;
+    let event = user_created("refused@example.com");
+    publish_event(&slack, &event).await;
+    let dead = slack
+        .vhost
+        .get(DEAD, Duration::from_secs(15))
+        .await
+        .expect("dead-lettered after its attempts");
+    assert_eq!(header(&dead, "x-attempt").as_deref(), Some("3"));
+    assert!(
+        header(&dead, "x-reason")
+            .unwrap()
+            .contains("gave up after 3 attempts")
+    );
+    assert_eq!(
+        webhook.calls(),
+        3,
+        "one call per attempt: a refusal is not retried in place"
+    );
+    assert_eq!(
+        slack.channel("#user").await.len(),
+        1,
+        "stored once in Redis all the same"
+    );
+}
+
+#[tokio::test]
+async fn redis_down_means_retries_and_no_message_is_lost() {
+    let proxy = TcpProxy::start("127.0.0.1:6379");
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            redis_url: Some(format!("redis://{}", proxy.address())),
+            max_attempts: Some(50),
+            ..Options::default()
+        },
+    )
+    .await;
+    proxy.cut();
+    publish_event(&slack, &user_created("patient@example.com")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(slack.channel("#user").await.is_empty());
+    proxy.restore();
+    assert_eq!(
+        wait_for_messages(&slack, 1).await,
+        ["User patient@example.com created"]
+    );
+    assert_eq!(slack.vhost.count(DEAD).await, 0);
+}
