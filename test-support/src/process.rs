@@ -44,7 +44,11 @@ impl ServiceProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("the process status") {
-                panic!("the process exited with {status} before {url} was ready");
+                let mut stderr = String::new();
+                if let Some(pipe) = self.child.stderr.as_mut() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!("the process exited with {status} before {url} was ready:\n{stderr}");
             }
             if let Ok(response) = client.get(url).send().await
                 && response.status().is_success()

@@ -56,7 +56,9 @@ async fn prepare_database(settings: &Settings) -> Result<PgPool, StartError> {
     if !Postgres::database_exists(&settings.database_url).await? {
         // Another instance may create it at the same moment: "already exists" is success.
         if let Err(error) = Postgres::create_database(&settings.database_url).await {
-            let exists = matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P04"));
+            // 42P04: duplicate database; 23505: the same race caught by the catalog's index.
+            let exists = matches!(&error, sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("42P04" | "23505")));
             if !exists {
                 return Err(error.into());
             }
