@@ -18,6 +18,8 @@ pub struct Options {
     /// `redis://host:port` of a proxy to the test Redis.
     pub redis_url: Option<String>,
     pub max_attempts: Option<u32>,
+    /// `host:port` of a proxy to the test RabbitMQ.
+    pub amqp_address: Option<String>,
 }
 
 pub struct TestSlack {
@@ -95,7 +97,10 @@ pub async fn spawn(process: Process, options: Options) -> TestSlack {
                 listen: slack.listen,
                 slack,
                 consumer: messaging::ConsumerSettings {
-                    amqp_url: vhost.amqp_url(),
+                    amqp_url: match &options.amqp_address {
+                        Some(address) => vhost.amqp_url_via(address),
+                        None => vhost.amqp_url(),
+                    },
                     queue: messaging::topology::SLACK_QUEUE,
                     prefetch: 4,
                     max_attempts: options.max_attempts.unwrap_or(3),

@@ -261,3 +261,39 @@ async fn redis_down_means_retries_and_no_message_is_lost() {
     );
     assert_eq!(slack.vhost.count(DEAD).await, 0);
 }
+
+#[tokio::test]
+async fn the_consumer_reconnects_after_losing_the_broker() {
+    let proxy = TcpProxy::start("127.0.0.1:5672");
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            amqp_address: Some(proxy.address().to_string()),
+            ..Options::default()
+        },
+    )
+    .await;
+    publish_event(&slack, &user_created("before@example.com")).await;
+    assert_eq!(wait_for_messages(&slack, 1).await.len(), 1);
+
+    proxy.cut();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slack.get("/health/ready").await.status() == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "readiness never noticed the lost broker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Published straight to the broker while the consumer is cut off: it waits in the queue.
+    publish_event(&slack, &user_created("during@example.com")).await;
+    proxy.restore();
+    let messages = wait_for_messages(&slack, 2).await;
+    assert_eq!(
+        messages,
+        [
+            "User during@example.com created",
+            "User before@example.com created"
+        ]
+    );
+}
