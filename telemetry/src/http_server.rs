@@ -26,6 +26,16 @@ pub(crate) const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 /// The response header that carries the request's trace id (32 lower-case hex digits).
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
 
+/// The request header by which the gateway tells the services who the authenticated caller
+/// is; it becomes `enduser.id` on their SERVER spans. Services are reached through the gateway
+/// only, which sets it and never passes a client's own.
+pub const ENDUSER_HEADER: &str = "x-enduser-id";
+
+/// Sets `enduser.id` on the current request's SERVER span.
+pub fn record_enduser(subject: &str) {
+    tracing::Span::current().record("enduser.id", subject);
+}
+
 /// The `route` label and `http.route` of requests that matched no route: one value for all, so
 /// a scan of random paths cannot grow the number of series.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -113,7 +123,11 @@ async fn trace_request(request: Request, next: Next) -> Response {
         client.address = Empty,
         user_agent.original = Empty,
         error.type = Empty,
+        enduser.id = Empty,
     );
+    if let Some(subject) = headers.get(ENDUSER_HEADER).and_then(|v| v.to_str().ok()) {
+        span.record("enduser.id", subject);
+    }
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
         span.record("server.address", host);
     }

@@ -150,6 +150,46 @@ impl Problem {
         )
     }
 
+    /// No valid credentials; the response also needs a `WWW-Authenticate` header.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:unauthorized",
+            "Unauthorized",
+            StatusCode::UNAUTHORIZED,
+            detail,
+        )
+    }
+
+    /// The client sent too many requests; the response also needs a `Retry-After` header.
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:too-many-requests",
+            "Too many requests",
+            StatusCode::TOO_MANY_REQUESTS,
+            detail,
+        )
+    }
+
+    /// An upstream service could not be reached or answered nonsense.
+    pub fn bad_gateway(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:bad-gateway",
+            "Bad gateway",
+            StatusCode::BAD_GATEWAY,
+            detail,
+        )
+    }
+
+    /// An upstream service did not answer in time.
+    pub fn gateway_timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:gateway-timeout",
+            "Gateway timeout",
+            StatusCode::GATEWAY_TIMEOUT,
+            detail,
+        )
+    }
+
     /// A failure that is ours; the detail never carries internals (they go to the log).
     pub fn internal() -> Self {
         Self::new(

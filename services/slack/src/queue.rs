@@ -95,7 +95,9 @@ pub async fn run(
         status.clone(),
         service_kit::serve::stopped(stopped),
     ));
-    let app = startup::health_and_metrics(&slack.store, Some(status), &metrics);
+    let app = startup::health_and_metrics(&slack.store, Some(status), &metrics)
+        // `/ping` as the HTTP services answer it, for the gateway's health check.
+        .merge(service_kit::probes::ping());
     tracing::info!(address = %listener.local_addr()?, "slack-queue listening");
     let served = service_kit::serve::serve(listener, app, async move {
         shutdown.await;

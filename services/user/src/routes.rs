@@ -70,6 +70,7 @@ pub async fn get_user(
 pub struct ListParams {
     limit: Option<String>,
     before: Option<String>,
+    email: Option<String>,
 }
 
 fn positive(name: &str, raw: Option<&str>, max: i64) -> Result<Option<i64>, FieldError> {
@@ -93,6 +94,16 @@ pub async fn list_users(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = params.map_err(|rejection| Problem::malformed(rejection.body_text()))?;
+    // `?email=` looks one user up (whatever the case): where an asynchronous creation lands.
+    if let Some(email) = params.email.as_deref() {
+        let users: Vec<_> = state
+            .store
+            .find_by_email(email)
+            .await?
+            .into_iter()
+            .collect();
+        return Ok(Json(users).into_response());
+    }
     let (limit, before) = match (
         positive("limit", params.limit.as_deref(), MAX_PAGE_SIZE),
         positive("before", params.before.as_deref(), i64::MAX),

@@ -84,6 +84,13 @@ const SELECT_USER: DbOperation = DbOperation {
     query: "SELECT id, name, email, created_at FROM users WHERE id = $1",
 };
 
+const FIND_BY_EMAIL: DbOperation = DbOperation {
+    system: "postgresql",
+    operation: "SELECT",
+    collection: "users",
+    query: "SELECT id, name, email, created_at FROM users WHERE lower(email) = lower($1)",
+};
+
 const LIST_USERS: DbOperation = DbOperation {
     system: "postgresql",
     operation: "SELECT",
@@ -154,6 +161,17 @@ impl UserStore {
             .run(
                 sqlx::query_as::<_, User>(SELECT_USER.query)
                     .bind(id)
+                    .fetch_optional(&self.pool),
+            )
+            .await?)
+    }
+
+    /// The user with this email, whatever its case.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(FIND_BY_EMAIL
+            .run(
+                sqlx::query_as::<_, User>(FIND_BY_EMAIL.query)
+                    .bind(email)
                     .fetch_optional(&self.pool),
             )
             .await?)

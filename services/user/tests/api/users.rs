@@ -111,6 +111,28 @@ async fn users_are_listed_newest_first_in_bounded_pages() {
 
     let all: Vec<Value> = app.get("/users").await.json().await.unwrap();
     assert_eq!(all.len(), 5);
+    let one = &all[2];
+    let found: Vec<Value> = app
+        .get(&format!(
+            "/users?email={}",
+            one["email"].as_str().unwrap().to_uppercase()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        [one.clone()],
+        "looked up by email, whatever its case"
+    );
+    let none: Vec<Value> = app
+        .get("/users?email=nobody%40example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
     for bad in [
         "/users?limit=0",
         "/users?limit=101",

@@ -1,0 +1,246 @@
+//! Bearer-token authentication for the requests that change data: a JWT signed with HS256 (a
+//! shared secret) or RS256 (a public key), whose `aud` names this stack and whose `exp` is in
+//! the future. Its subject goes to the services in `x-enduser-id` and on spans as
+//! `enduser.id`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use service_kit::Problem;
+
+use crate::configuration::TokenKey;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// The authenticated caller, for the handlers after the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject(pub String);
+
+/// Why a request is not authenticated; each answers 401 with `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("this request needs a bearer token")]
+    Missing,
+    #[error("the Authorization header is not a bearer token")]
+    Malformed,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not meant for this API")]
+    WrongAudience,
+    #[error("the token's signature is not valid")]
+    BadSignature,
+    #[error("the token is not valid")]
+    Invalid,
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        // RFC 6750: no error code when no token was sent at all.
+        let challenge = match &self {
+            AuthError::Missing => r#"Bearer realm="microservice-stack""#.to_owned(),
+            other => format!(
+                r#"Bearer realm="microservice-stack", error="invalid_token", error_description="{other}""#
+            ),
+        };
+        let mut response = Problem::unauthorized(self.to_string()).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    pub fn new(key: &TokenKey, audience: &str) -> Self {
+        let (key, algorithm) = match key {
+            TokenKey::Secret(secret) => (
+                DecodingKey::from_secret(secret.as_bytes()),
+                Algorithm::HS256,
+            ),
+            TokenKey::RsaPublicKey(pem) => (
+                DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .expect("checked when the settings were read"),
+                Algorithm::RS256,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 5;
+        Self { key, validation }
+    }
+
+    /// The subject of the request's bearer token.
+    pub fn verify(&self, headers: &HeaderMap) -> Result<Subject, AuthError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AuthError::Missing)?;
+        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                token.trim()
+            }
+            _ => return Err(AuthError::Malformed),
+        };
+        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) => Ok(Subject(data.claims.sub)),
+            Err(error) => Err(match error.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                    AuthError::BadSignature
+                }
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => AuthError::Malformed,
+                _ => AuthError::Invalid,
+            }),
+        }
+    }
+}
+
+/// Middleware for the routes that change data.
+pub async fn require_token(
+    State(authenticator): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, AuthError> {
+    let subject = authenticator.verify(request.headers())?;
+    telemetry::http_server::record_enduser(&subject.0);
+    request.extensions_mut().insert(subject);
+    Ok(next.run(request).await)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A development token: HS256 with `secret`, for `subject`, valid for `ttl`.
+pub fn mint(secret: &str, subject: &str, audience: &str, ttl: Duration) -> String {
+    let issued = now();
+    let claims = Claims {
+        sub: subject.to_owned(),
+        aud: audience.to_owned(),
+        iat: issued,
+        exp: issued + ttl.as_secs(),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing does not fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "test-secret";
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    fn signed(claims: &Claims, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_authentication_matrix() {
+        let auth = Authenticator::new(&TokenKey::Secret(SECRET.into()), "stack");
+        let valid = Claims {
+            sub: "alice".into(),
+            aud: "stack".into(),
+            iat: now(),
+            exp: now() + 60,
+        };
+        let expired = Claims {
+            exp: now() - 3600,
+            ..valid.clone()
+        };
+        let elsewhere = Claims {
+            aud: "another-api".into(),
+            ..valid.clone()
+        };
+
+        assert_eq!(auth.verify(&HeaderMap::new()), Err(AuthError::Missing));
+        assert_eq!(
+            auth.verify(&headers("Basic YWxpY2U6cHc=")),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            auth.verify(&headers("Bearer not.a.jwt")),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            auth.verify(&headers(&format!("Bearer {}", signed(&expired, SECRET)))),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            auth.verify(&headers(&format!("Bearer {}", signed(&valid, "other")))),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            auth.verify(&headers(&format!("Bearer {}", signed(&elsewhere, SECRET)))),
+            Err(AuthError::WrongAudience)
+        );
+        assert_eq!(
+            auth.verify(&headers(&format!(
+                "bearer {}",
+                mint(SECRET, "alice", "stack", Duration::from_secs(60))
+            ))),
+            Ok(Subject("alice".into()))
+        );
+    }
+
+    #[test]
+    fn a_401_carries_the_bearer_challenge() {
+        let response = AuthError::Expired.into_response();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.starts_with("Bearer realm=\"microservice-stack\", error=\"invalid_token\"")
+        );
+        let response = AuthError::Missing.into_response();
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"microservice-stack\""
+        );
+    }
+}

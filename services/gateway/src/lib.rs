@@ -1,0 +1,18 @@
+//! The gateway: the public API of the stack. It routes `/user*` to the user service and
+//! `/messages` to the slack service, aggregates every process's health in `/health`, sends
+//! asynchronous user creations to user-queue, authenticates writes with a bearer JWT, limits
+//! each client's rate and answers CORS preflights for a browser frontend.
+
+pub mod app;
+pub mod auth;
+pub mod commands;
+pub mod configuration;
+pub mod health;
+pub mod proxy;
+pub mod rate_limit;
+
+pub use app::run;
+pub use configuration::Settings;
+
+pub const SERVICE_NAME: &str = "gateway";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

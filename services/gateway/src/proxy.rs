@@ -1,0 +1,123 @@
+//! Routing a request to a service: same method, path, query, body and content type; back come
+//! the service's status, body and headers that matter to the client. A service that does not
+//! answer in time is a 504, one that cannot be reached a 502, both naming the service.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, header};
+use axum::response::{IntoResponse, Response};
+use reqwest_middleware::ClientWithMiddleware;
+use service_kit::Problem;
+
+use crate::auth::Subject;
+use crate::configuration::Upstream;
+
+/// Request headers passed on to the services.
+const REQUEST_HEADERS: &[HeaderName] = &[header::CONTENT_TYPE, header::ACCEPT];
+/// Response headers passed back to the client.
+const RESPONSE_HEADERS: &[HeaderName] = &[
+    header::CONTENT_TYPE,
+    header::LOCATION,
+    header::LINK,
+    header::RETRY_AFTER,
+];
+/// Passed through both ways, so a client's request id can be followed in every log.
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Clone)]
+pub struct Proxy {
+    client: ClientWithMiddleware,
+    timeout: Duration,
+}
+
+impl Proxy {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            client: telemetry::http_client::client(reqwest::Client::new()),
+            timeout,
+        }
+    }
+
+    pub fn client(&self) -> &ClientWithMiddleware {
+        &self.client
+    }
+
+    /// Sends `request` to `upstream` and returns its answer.
+    pub async fn forward(&self, upstream: &Upstream, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let body = match axum::body::to_bytes(body, service_kit::json::MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(_) => {
+                return Problem::payload_too_large(service_kit::json::MAX_BODY_BYTES)
+                    .into_response();
+            }
+        };
+        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let Ok(url) = upstream.url.join(path) else {
+            return Problem::not_found("no resource at this path").into_response();
+        };
+        let mut outgoing = self
+            .client
+            .request(parts.method.clone(), url)
+            .timeout(self.timeout)
+            .body(body);
+        for name in REQUEST_HEADERS
+            .iter()
+            .chain(std::iter::once(&HeaderName::from_static(REQUEST_ID)))
+        {
+            if let Some(value) = parts.headers.get(name) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        if let Some(Subject(subject)) = parts.extensions.get::<Subject>() {
+            outgoing = outgoing.header(telemetry::http_server::ENDUSER_HEADER, subject);
+        }
+        let response = match outgoing.send().await {
+            Ok(response) => response,
+            Err(error) => return unreachable(upstream, &error, self.timeout),
+        };
+        let status = response.status();
+        let mut answer = Response::builder().status(status);
+        for name in RESPONSE_HEADERS
+            .iter()
+            .chain(std::iter::once(&HeaderName::from_static(REQUEST_ID)))
+        {
+            if let Some(value) = response.headers().get(name) {
+                answer = answer.header(name, value);
+            }
+        }
+        match response.bytes().await {
+            Ok(body) => answer
+                .body(Body::from(body))
+                .unwrap_or_else(|_| Problem::internal().into_response()),
+            Err(error) => unreachable(
+                upstream,
+                &reqwest_middleware::Error::Reqwest(error),
+                self.timeout,
+            ),
+        }
+    }
+}
+
+/// The problem for a call that got no (complete) answer.
+fn unreachable(
+    upstream: &Upstream,
+    error: &reqwest_middleware::Error,
+    timeout: Duration,
+) -> Response {
+    let timed_out =
+        matches!(error, reqwest_middleware::Error::Reqwest(error) if error.is_timeout());
+    let name = upstream.name;
+    if timed_out {
+        Problem::gateway_timeout(format!(
+            "{name} did not answer within {} ms",
+            timeout.as_millis()
+        ))
+        .into_response()
+    } else {
+        tracing::warn!(upstream = name, "upstream unreachable");
+        Problem::bad_gateway(format!("{name} cannot be reached")).into_response()
+    }
+}
