@@ -123,7 +123,7 @@ async fn users_are_listed_newest_first_in_bounded_pages() {
         .unwrap();
     assert_eq!(
         found,
-        [one.clone()],
+        std::slice::from_ref(one),
         "looked up by email, whatever its case"
     );
     let none: Vec<Value> = app
