@@ -1,0 +1,131 @@
+//! Writes need a valid bearer token; reads, probes and metrics do not.
+
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+
+use crate::helpers::{AUDIENCE, SECRET, echo, spawn_gateway, token};
+
+fn signed(subject: &str, audience: &str, expires_in: i64, secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = gateway::auth::Claims {
+        sub: subject.into(),
+        aud: audience.into(),
+        iat: now as u64,
+        exp: (now + expires_in) as u64,
+    };
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_authentication_matrix() {
+    let user = echo().await;
+    let gateway = spawn_gateway(&[("USER_URL", user.url.clone())]).await;
+    let cases: Vec<(&str, Option<String>, u16)> = vec![
+        ("no token", None, 401),
+        ("not a bearer token", Some("Basic YWxpY2U6cHc=".into()), 401),
+        ("malformed token", Some("Bearer abc.def".into()), 401),
+        (
+            "expired token",
+            Some(format!(
+                "Bearer {}",
+                signed("alice", AUDIENCE, -3600, SECRET)
+            )),
+            401,
+        ),
+        (
+            "wrong key",
+            Some(format!(
+                "Bearer {}",
+                signed("alice", AUDIENCE, 300, "not-the-secret")
+            )),
+            401,
+        ),
+        (
+            "wrong audience",
+            Some(format!(
+                "Bearer {}",
+                signed("alice", "another-api", 300, SECRET)
+            )),
+            401,
+        ),
+        (
+            "valid token",
+            Some(format!("Bearer {}", token("alice"))),
+            201,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (case, authorization, status) in cases {
+        let mut request = gateway
+            .client
+            .post(gateway.url("/user"))
+            .json(&json!({"name": "foo", "email": "foo@example.com"}));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{case}");
+        if status == 401 {
+            let challenge = response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                challenge.starts_with("Bearer realm=\"microservice-stack\""),
+                "{case}"
+            );
+            problems.push(json!({
+                "case": case,
+                "www-authenticate": challenge,
+                "body": response.json::<serde_json::Value>().await.unwrap(),
+            }));
+        }
+    }
+    insta::assert_json_snapshot!(problems);
+}
+
+#[tokio::test]
+async fn reads_probes_and_metrics_stay_open() {
+    let user = echo().await;
+    let gateway = spawn_gateway(&[("USER_URL", user.url.clone())]).await;
+    for path in ["/ping", "/user/1", "/users", "/metrics"] {
+        let response = gateway.client.get(gateway.url(path)).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+}
+
+#[test]
+fn mint_token_prints_a_token_the_gateway_accepts() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mint-token"))
+        .args(["carol", "120"])
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap();
+    let authenticator = gateway::auth::Authenticator::new(
+        &gateway::configuration::TokenKey::Secret(SECRET.into()),
+        AUDIENCE,
+    );
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", token.trim()).parse().unwrap(),
+    );
+    assert_eq!(
+        authenticator.verify(&headers),
+        Ok(gateway::auth::Subject("carol".into()))
+    );
+}
