@@ -173,8 +173,11 @@ pub fn app(settings: &Settings, metrics: &Metrics) -> (Router, RateLimit) {
             rate_limit::limit,
         ))
         .with_state(state);
+    // Liveness and readiness of the gateway itself, which holds no state: `/health` is the
+    // stack's.
+    let probes = service_kit::probes::health(|| async { Ok(()) }).merge(metrics.router());
     let router = telemetry::instrument(service_kit::conventions(api))
-        .merge(metrics.router())
+        .merge(probes)
         .layer(cors(&settings.cors_origins));
     (router, limits)
 }

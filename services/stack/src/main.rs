@@ -68,6 +68,15 @@ where
 fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Vec<Launch>, String> {
     Ok(vec![
         launch(
+            gateway::SERVICE_NAME,
+            gateway::VERSION,
+            gateway::Settings::from_env(),
+            |settings| settings.listen,
+            gateway::run,
+            config,
+            stop,
+        )?,
+        launch(
             user::SERVICE_NAME,
             user::VERSION,
             user::Settings::from_env(),

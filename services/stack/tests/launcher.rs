@@ -25,7 +25,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
         TestVhost::new().await,
         TestRedis::new().await,
     );
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let mut stack = ServiceProcess::spawn(
         env!("CARGO_BIN_EXE_stack"),
         &[
@@ -34,6 +34,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
             ("SLACK_PORT", ports[1].to_string()),
             ("USER_QUEUE_PORT", ports[2].to_string()),
             ("SLACK_QUEUE_PORT", ports[3].to_string()),
+            ("GATEWAY_PORT", ports[4].to_string()),
             ("DATABASE_URL", database.url()),
             ("AMQP_URL", vhost.amqp_url()),
             ("REDIS_KEY_PREFIX", redis.prefix().to_owned()),
@@ -132,7 +133,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
     stack.terminate();
     let exit = stack.wait(Duration::from_secs(20)).await;
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
-    for (name, port) in ["user", "slack", "user-queue", "slack-queue"]
+    for (name, port) in ["user", "slack", "user-queue", "slack-queue", "gateway"]
         .iter()
         .zip(&ports)
     {

@@ -1,0 +1,234 @@
+//! The stack as separate processes, as containers run it: every service is its own binary, and
+//! one `POST /user` through the gateway is one trace from the caller's context to the last
+//! consumer's webhook call.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::{
+    FakeWebhook, ServiceProcess, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port,
+};
+
+/// A binary of the workspace, built next to this test by `cargo nextest run --workspace`.
+fn binary(name: &str) -> String {
+    let directory: PathBuf = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    let path = directory.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build every binary with `cargo build --workspace --bins` (the README's \
+         `cargo nextest run --workspace` does)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'a Value {
+    spans
+        .iter()
+        .find(|span| test(span))
+        .unwrap_or_else(|| panic!("no {what} in {spans:#?}"))
+}
+
+const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const CALLER_SPAN: &str = "b7ad6b7169203331";
+
+#[tokio::test]
+async fn one_request_through_the_gateway_is_one_trace_across_every_process() {
+    let zipkin = ZipkinReceiver::start();
+    let webhook = FakeWebhook::start(&[], 200);
+    let (database, vhost, redis) = (
+        TestDatabase::new().await,
+        TestVhost::new().await,
+        TestRedis::new().await,
+    );
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let common: Vec<(&str, String)> = vec![
+        ("LISTEN_HOST", "127.0.0.1".into()),
+        ("GATEWAY_PORT", ports[0].to_string()),
+        ("USER_PORT", ports[1].to_string()),
+        ("SLACK_PORT", ports[2].to_string()),
+        ("USER_QUEUE_PORT", ports[3].to_string()),
+        ("SLACK_QUEUE_PORT", ports[4].to_string()),
+        ("USER_URL", url(ports[1])),
+        ("SLACK_URL", url(ports[2])),
+        ("USER_QUEUE_URL", url(ports[3])),
+        ("SLACK_QUEUE_URL", url(ports[4])),
+        ("DATABASE_URL", database.url()),
+        ("AMQP_URL", vhost.amqp_url()),
+        ("REDIS_KEY_PREFIX", redis.prefix().to_owned()),
+        ("SLACK_WEBHOOK_URL", webhook.url()),
+        ("JWT_SECRET", "processes-test-secret".into()),
+        ("OTEL_TRACES_EXPORTER", "zipkin".into()),
+        ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", zipkin.endpoint()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+    ];
+    let mut processes: Vec<ServiceProcess> =
+        ["gateway", "user", "slack", "user-queue", "slack-queue"]
+            .iter()
+            .map(|name| ServiceProcess::spawn(&binary(name), &common))
+            .collect();
+    processes[0]
+        .wait_until_ready(&format!("{}/health", url(ports[0])))
+        .await;
+    let gateway = url(ports[0]);
+    let client = reqwest::Client::new();
+    let token = gateway::auth::mint(
+        "processes-test-secret",
+        "alice",
+        gateway::configuration::DEFAULT_AUDIENCE,
+        Duration::from_secs(300),
+    );
+
+    let health: Value = client
+        .get(format!("{gateway}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for service in ["user", "slack", "user-queue", "slack-queue"] {
+        assert_eq!(health[service]["response"], "pong", "{health}");
+    }
+
+    let created = client
+        .post(format!("{gateway}/user"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"name": "traced", "email": "traced@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["x-trace-id"], CALLER_TRACE);
+
+    let spans = zipkin
+        .wait_for(
+            Duration::from_secs(15),
+            "the webhook call of slack-queue",
+            |spans| {
+                spans.iter().any(|span| {
+                    span["traceId"] == CALLER_TRACE
+                        && span["localEndpoint"]["serviceName"] == "slack-queue"
+                        && span["tags"]["http.request.method"] == "POST"
+                })
+            },
+        )
+        .await;
+    let spans: Vec<Value> = spans
+        .into_iter()
+        .filter(|span| span["traceId"] == CALLER_TRACE)
+        .collect();
+    let service = |span: &Value| {
+        span["localEndpoint"]["serviceName"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let gateway_server = find(&spans, "gateway SERVER", |s| {
+        s["kind"] == "SERVER" && service(s) == "gateway"
+    });
+    assert_eq!(
+        gateway_server["parentId"], CALLER_SPAN,
+        "the caller's context is continued"
+    );
+    assert_eq!(gateway_server["name"], "post /user");
+    assert_eq!(gateway_server["tags"]["enduser.id"], "alice");
+    let gateway_client = find(&spans, "gateway CLIENT", |s| {
+        s["kind"] == "CLIENT" && service(s) == "gateway"
+    });
+    assert_eq!(gateway_client["parentId"], gateway_server["id"]);
+    let user_server = find(&spans, "user SERVER", |s| {
+        s["kind"] == "SERVER" && service(s) == "user"
+    });
+    assert_eq!(user_server["parentId"], gateway_client["id"]);
+    assert_eq!(
+        user_server["tags"]["enduser.id"], "alice",
+        "the subject reaches the service"
+    );
+    let insert = find(&spans, "INSERT users", |s| s["name"] == "insert users");
+    assert_eq!(insert["parentId"], user_server["id"]);
+    let producer = find(&spans, "PRODUCER", |s| s["kind"] == "PRODUCER");
+    assert_eq!(producer["parentId"], user_server["id"]);
+    let consumer = find(&spans, "CONSUMER", |s| s["kind"] == "CONSUMER");
+    assert_eq!(consumer["parentId"], producer["id"]);
+    assert_eq!(service(consumer), "slack-queue");
+    let lpush = find(&spans, "redis LPUSH", |s| s["name"] == "lpush channel");
+    assert_eq!(lpush["parentId"], consumer["id"]);
+    let webhook_call = find(&spans, "webhook CLIENT", |s| {
+        service(s) == "slack-queue"
+            && s["kind"] == "CLIENT"
+            && s["tags"]["http.request.method"] == "POST"
+    });
+    assert_eq!(webhook_call["parentId"], consumer["id"]);
+
+    // B3 callers are continued too, single header or multiple.
+    for headers in [
+        vec![("b3", format!("{CALLER_TRACE}-{CALLER_SPAN}-1"))],
+        vec![
+            ("X-B3-TraceId", CALLER_TRACE.to_owned()),
+            ("X-B3-SpanId", CALLER_SPAN.to_owned()),
+            ("X-B3-Sampled", "1".to_owned()),
+        ],
+    ] {
+        let mut request = client.get(format!("{gateway}/users?limit=1"));
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["x-trace-id"],
+            CALLER_TRACE,
+            "{headers:?}"
+        );
+    }
+
+    // Asynchronous creation: a 202, then the user appears where the gateway said.
+    let accepted = client
+        .post(format!("{gateway}/user"))
+        .bearer_auth(&token)
+        .header("prefer", "respond-async")
+        .json(&json!({"name": "queued", "email": "queued@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let location = accepted.headers()["location"].to_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found: Vec<Value> = client
+            .get(format!("{gateway}{location}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(user) = found.first() {
+            assert_eq!(user["name"], "queued");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queued user never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for process in &processes {
+        process.terminate();
+    }
+    for (name, process) in ["gateway", "user", "slack", "user-queue", "slack-queue"]
+        .iter()
+        .zip(processes)
+    {
+        let exit = process.wait(Duration::from_secs(20)).await;
+        assert_eq!(exit.code, Some(0), "{name}: {}", exit.stderr);
+    }
+    assert_eq!(zipkin.violations(), Vec::<String>::new());
+}
