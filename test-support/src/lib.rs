@@ -3,6 +3,7 @@
 //! satisfy, a database, a vhost and a Redis key prefix per test, a proxy to cut a dependency,
 //! a fake Slack webhook, and a runner for service binaries.
 
+pub mod openapi;
 pub mod otlp;
 pub mod postgres;
 pub mod process;

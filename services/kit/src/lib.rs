@@ -23,3 +23,19 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
         .method_not_allowed_fallback(probes::method_not_allowed)
         .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
 }
+
+/// `GET /openapi.json`: the service's OpenAPI 3.1 document, with the probes every process
+/// answers (`/ping`, `/health/live`, `/health/ready`) added.
+pub fn openapi_route<S: Clone + Send + Sync + 'static>(
+    mut doc: utoipa::openapi::OpenApi,
+) -> Router<S> {
+    doc.merge(<probes::ProbesDoc as utoipa::OpenApi>::openapi());
+    let doc = std::sync::Arc::new(doc);
+    Router::new().route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let doc = std::sync::Arc::clone(&doc);
+            async move { axum::Json((*doc).clone()) }
+        }),
+    )
+}

@@ -7,14 +7,64 @@ use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 
 use crate::problem::Problem;
 
+/// The answer of `GET /ping`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Pong {
+    #[schema(example = "pong")]
+    pub response: &'static str,
+}
+
+/// Answers `pong`, as the original stack did.
+#[utoipa::path(get, path = "/ping", tag = "probes", responses((status = 200, body = Pong)))]
+pub async fn pong() -> Json<Pong> {
+    Json(Pong { response: "pong" })
+}
+
 /// `GET /ping` -> `{"response":"pong"}`.
 pub fn ping<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/ping", get(|| async { Json(json!({"response": "pong"})) }))
+    Router::new().route("/ping", get(pong))
 }
+
+/// Whether the process is up, or ready.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "probes", responses((status = 200, body = Status)))]
+pub async fn live() -> Json<Status> {
+    Json(Status { status: "up" })
+}
+
+/// Readiness: the process and its dependencies answer.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "probes",
+    responses(
+        (status = 200, body = Status),
+        (status = 503, description = "a dependency does not answer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub fn readiness(outcome: Result<(), String>) -> Response {
+    match outcome {
+        Ok(()) => Json(Status { status: "ready" }).into_response(),
+        Err(reason) => Problem::unavailable(reason).into_response(),
+    }
+}
+
+/// The probes' part of an OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(pong, live, readiness),
+    components(schemas(Pong, Status, Problem, crate::problem::FieldError))
+)]
+pub struct ProbesDoc;
 
 /// `GET /health/live` (the process answers) and `GET /health/ready` (its dependencies answer
 /// too: `ready` says which one does not, and the probe then answers 503).
@@ -24,20 +74,10 @@ where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "up"})) }),
-        )
-        .route(
-            "/health/ready",
-            get(move || async move {
-                match ready().await {
-                    Ok(()) => Json(json!({"status": "ready"})).into_response(),
-                    Err(reason) => Problem::unavailable(reason).into_response(),
-                }
-            }),
-        )
+    Router::new().route("/health/live", get(live)).route(
+        "/health/ready",
+        get(move || async move { readiness(ready().await) }),
+    )
 }
 
 /// Unknown paths and methods as problem details.

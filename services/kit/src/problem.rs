@@ -16,7 +16,7 @@ use serde::Serialize;
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// One failing field of a request body or query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON pointer to the field, e.g. `#/email`.
     pub pointer: String,
@@ -32,14 +32,20 @@ impl FieldError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An error, as RFC 9457 problem details (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URN naming the kind of problem, stable across releases.
     #[serde(rename = "type")]
+    #[schema(example = "urn:problem:validation")]
     pub kind: &'static str,
     pub title: &'static str,
+    /// The HTTP status.
     #[serde(serialize_with = "serialize_status")]
+    #[schema(value_type = u16, example = 400)]
     pub status: StatusCode,
     pub detail: String,
+    /// Every failing field, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }

@@ -58,11 +58,41 @@ impl MessageText {
 }
 
 /// A message as stored and returned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredMessage {
+    #[schema(example = "#user")]
     pub channel: String,
+    #[schema(example = "User 7 created")]
     pub message: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// The body of `POST /`, for the API document (the handler reads it field by field, to report
+/// every failing field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct NewMessageBody {
+    /// 1 to 80 characters, no spaces.
+    #[schema(example = "#user")]
+    channel: String,
+    /// 1 to 4000 characters.
+    #[schema(example = "User 7 created")]
+    message: String,
+}
+
+/// The answer of `POST /`, for the API document: the stored message and what became of its
+/// delivery to Slack.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PostedMessage {
+    #[schema(example = "#user")]
+    channel: String,
+    #[schema(example = "User 7 created")]
+    message: String,
+    created_at: DateTime<Utc>,
+    /// `sent`, `skipped` (no webhook configured), `rejected` or `failed`.
+    #[schema(example = "skipped")]
+    slack: String,
 }
 
 impl StoredMessage {

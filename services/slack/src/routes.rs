@@ -34,6 +34,19 @@ impl From<StoreError> for Problem {
 
 /// `POST /` `{"channel": "#user", "message": "User 7 created"}` -> 201 with the stored message
 /// and, in `slack`, what became of its delivery to the webhook.
+#[utoipa::path(
+    post,
+    path = "/",
+    tag = "messages",
+    request_body(content = crate::domain::NewMessageBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored; `slack` tells the webhook delivery", body = crate::domain::PostedMessage),
+        (status = 400, description = "The body is not JSON, not an object, or has invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn post_message(
     State(slack): State<Slack>,
     body: JsonObject,
@@ -90,6 +103,21 @@ fn bounded(
 }
 
 /// `GET /messages?channel=%23user&limit=10&offset=0` -> the channel's messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/messages",
+    tag = "messages",
+    params(
+        ("channel" = String, Query, description = "The channel, e.g. `#user` (`%23user` in a URL)"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (default 10)"),
+        ("offset" = Option<i64>, Query, description = "Messages to skip, newest first (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "The channel's messages, newest first", body = Vec<StoredMessage>),
+        (status = 400, description = "No channel, or a bad limit or offset", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_messages(
     State(slack): State<Slack>,
     params: Result<Query<MessagesParams>, QueryRejection>,

@@ -91,8 +91,26 @@ pub fn health_and_metrics(
     .merge(metrics.router())
 }
 
+/// The slack service's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "slack",
+        description = "Messages per channel, kept in Redis and delivered to a Slack incoming webhook."
+    ),
+    paths(routes::post_message, routes::list_messages),
+    components(schemas(
+        crate::domain::StoredMessage,
+        crate::domain::NewMessageBody,
+        crate::domain::PostedMessage
+    ))
+)]
+pub struct ApiDoc;
+
 pub fn app(slack: Slack, metrics: &Metrics) -> Router {
-    let probes = health_and_metrics(&slack.store, None, metrics);
+    let probes = health_and_metrics(&slack.store, None, metrics).merge(service_kit::openapi_route(
+        <ApiDoc as utoipa::OpenApi>::openapi(),
+    ));
     let api = Router::new()
         .route("/", post(routes::post_message))
         .route("/messages", get(routes::list_messages))

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use service_kit::{FieldError, JsonObject, Problem};
 
-use crate::domain::NewUser;
+use crate::domain::{NewUser, User};
 use crate::startup::AppState;
 use crate::store::StoreError;
 
@@ -35,6 +35,21 @@ impl From<StoreError> for Problem {
 }
 
 /// `POST /user` -> 201 with the stored user and its `Location`.
+#[utoipa::path(
+    post,
+    path = "/user",
+    tag = "users",
+    request_body(content = crate::domain::NewUserBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The user was created", body = User,
+            headers(("location" = String, description = "Where the user can be read"))),
+        (status = 400, description = "The body is not JSON, not an object, or has invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A user with this email exists already", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create_user(
     State(state): State<AppState>,
     body: JsonObject,
@@ -51,6 +66,18 @@ pub async fn create_user(
 }
 
 /// `GET /user/{id}` -> 200 or 404.
+#[utoipa::path(
+    get,
+    path = "/user/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "There is no such user", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -89,6 +116,22 @@ fn positive(name: &str, raw: Option<&str>, max: i64) -> Result<Option<i64>, Fiel
 
 /// `GET /users?limit=20&before=<id>` -> users newest first, with a `Link: rel="next"` header
 /// when there may be more.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 20)"),
+        ("before" = Option<i64>, Query, description = "Only users with a smaller id: the next page"),
+        ("email" = Option<String>, Query, description = "Only the user with this email, whatever its case"),
+    ),
+    responses(
+        (status = 200, description = "Users, newest first", body = Vec<User>,
+            headers(("link" = String, description = "rel=\"next\": the next page, when the page is full"))),
+        (status = 400, description = "A bad limit or before", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,

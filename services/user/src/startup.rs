@@ -124,9 +124,24 @@ pub fn health_and_metrics(
     .merge(metrics.router())
 }
 
-/// The service's router: the API, traced and measured, then the probes and `/metrics`.
+/// The user service's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "user",
+        description = "Users of the microservice stack, stored in Postgres."
+    ),
+    paths(routes::create_user, routes::get_user, routes::list_users),
+    components(schemas(crate::domain::User, crate::domain::NewUserBody))
+)]
+pub struct ApiDoc;
+
+/// The service's router: the API, traced and measured, then the probes, `/metrics` and
+/// `/openapi.json`.
 pub fn app(state: AppState, metrics: &Metrics) -> Router {
-    let probes = health_and_metrics(&state.store, None, metrics);
+    let probes = health_and_metrics(&state.store, None, metrics).merge(service_kit::openapi_route(
+        <ApiDoc as utoipa::OpenApi>::openapi(),
+    ));
     let api = Router::new()
         .route("/user", post(routes::create_user))
         .route("/user/{id}", get(routes::get_user))

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod messages;
+mod openapi;
 mod queue;
 mod resilience;
 mod webhook;

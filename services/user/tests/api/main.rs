@@ -5,6 +5,7 @@ mod helpers;
 mod commands;
 mod events;
 mod metrics;
+mod openapi;
 mod problems;
 mod process;
 mod resilience;
