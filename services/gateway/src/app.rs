@@ -17,10 +17,12 @@ use service_kit::{JsonObject, Problem};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::{self, Authenticator};
 use crate::commands::{Commands, SendError};
 use crate::configuration::{DEVELOPMENT_SECRET, Settings, TokenKey, Upstream};
+use crate::docs::ApiDoc;
 use crate::health;
 use crate::proxy::Proxy;
 use crate::rate_limit::{self, RateLimit};
@@ -35,11 +37,66 @@ pub struct AppState {
     pub commands: Arc<Commands>,
 }
 
-async fn to_user(State(state): State<AppState>, request: Request) -> Response {
+#[utoipa::path(
+    get,
+    path = "/user/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = crate::docs::User),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "There is no such user", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The user service cannot be reached", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The user database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The user service did not answer in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_user(State(state): State<AppState>, request: Request) -> Response {
     state.proxy.forward(&state.user, request).await
 }
 
-async fn to_slack(State(state): State<AppState>, request: Request) -> Response {
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 20)"),
+        ("before" = Option<i64>, Query, description = "Only users with a smaller id: the next page"),
+        ("email" = Option<String>, Query, description = "Only the user with this email"),
+    ),
+    responses(
+        (status = 200, description = "Users, newest first; `Link: rel=\"next\"` when the page is full", body = Vec<crate::docs::User>),
+        (status = 400, description = "A bad limit or before", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The user service cannot be reached", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The user database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The user service did not answer in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_users(State(state): State<AppState>, request: Request) -> Response {
+    state.proxy.forward(&state.user, request).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/messages",
+    tag = "messages",
+    params(
+        ("channel" = String, Query, description = "The channel, e.g. `#user` (`%23user` in a URL)"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (default 10)"),
+        ("offset" = Option<i64>, Query, description = "Messages to skip (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "The channel's messages, newest first", body = Vec<crate::docs::Message>),
+        (status = 400, description = "No channel, or a bad limit or offset", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The slack service cannot be reached", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The message store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The slack service did not answer in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_messages(State(state): State<AppState>, request: Request) -> Response {
     state.proxy.forward(&state.slack, request).await
 }
 
@@ -55,7 +112,32 @@ fn prefers_async(request: &Request) -> bool {
 
 /// `POST /user`: routed to the user service, or with `Prefer: respond-async`, sent to
 /// user-queue as a command and answered 202 with where the user will appear.
-async fn create_user(State(state): State<AppState>, request: Request) -> Response {
+#[utoipa::path(
+    post,
+    path = "/user",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("prefer" = Option<String>, Header, description = "`respond-async` to create the user asynchronously")),
+    request_body(content = crate::docs::NewUser, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The user was created", body = crate::docs::User,
+            headers(("location" = String, description = "Where the user can be read"))),
+        (status = 202, description = "With `Prefer: respond-async`: the command was accepted", body = crate::docs::Accepted,
+            headers(("location" = String, description = "Where the user will appear"))),
+        (status = 400, description = "The body is not JSON, not an object, or has invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json",
+            headers(("www-authenticate" = String, description = "The bearer challenge"))),
+        (status = 409, description = "A user with this email exists already", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "The user service cannot be reached", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the broker is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The user service did not answer in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_user(State(state): State<AppState>, request: Request) -> Response {
     if !prefers_async(&request) {
         return state.proxy.forward(&state.user, request).await;
     }
@@ -163,9 +245,9 @@ pub fn app(settings: &Settings, metrics: &Metrics) -> (Router, RateLimit) {
                 auth::require_token,
             )),
         )
-        .route("/user/{id}", get(to_user))
-        .route("/users", get(to_user))
-        .route("/messages", get(to_slack))
+        .route("/user/{id}", get(get_user))
+        .route("/users", get(list_users))
+        .route("/messages", get(list_messages))
         .route("/health", get(health::health))
         .merge(service_kit::probes::ping())
         .route_layer(middleware::from_fn_with_state(
@@ -175,7 +257,12 @@ pub fn app(settings: &Settings, metrics: &Metrics) -> (Router, RateLimit) {
         .with_state(state);
     // Liveness and readiness of the gateway itself, which holds no state: `/health` is the
     // stack's.
-    let probes = service_kit::probes::health(|| async { Ok(()) }).merge(metrics.router());
+    let probes = service_kit::probes::health(|| async { Ok(()) })
+        .merge(metrics.router())
+        .merge(service_kit::openapi_route(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
+        .merge(SwaggerUi::new("/docs").config(Config::from("/openapi.json")));
     let router = telemetry::instrument(service_kit::conventions(api))
         .merge(probes)
         .layer(cors(&settings.cors_origins));

@@ -61,6 +61,15 @@ async fn check(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "probes",
+    responses(
+        (status = 200, description = "Every service answered", body = std::collections::BTreeMap<String, crate::docs::ServiceHealth>),
+        (status = 503, description = "At least one service did not answer", body = std::collections::BTreeMap<String, crate::docs::ServiceHealth>),
+    )
+)]
 pub async fn health(State(state): State<AppState>) -> Response {
     let checks = join_all(
         state

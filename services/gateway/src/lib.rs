@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod commands;
 pub mod configuration;
+pub mod docs;
 pub mod health;
 pub mod proxy;
 pub mod rate_limit;

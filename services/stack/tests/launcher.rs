@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{
-    FakeWebhook, ServiceProcess, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port,
-};
+use test_support::ServiceProcess;
+
+mod common;
+use common::Environment;
 
 fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'a Value {
     spans
@@ -18,42 +19,20 @@ fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'
 
 #[tokio::test]
 async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
-    let zipkin = ZipkinReceiver::start();
-    let webhook = FakeWebhook::start(&[], 200);
-    let (database, vhost, redis) = (
-        TestDatabase::new().await,
-        TestVhost::new().await,
-        TestRedis::new().await,
-    );
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let mut stack = ServiceProcess::spawn(
-        env!("CARGO_BIN_EXE_stack"),
-        &[
-            ("LISTEN_HOST", "127.0.0.1".into()),
-            ("USER_PORT", ports[0].to_string()),
-            ("SLACK_PORT", ports[1].to_string()),
-            ("USER_QUEUE_PORT", ports[2].to_string()),
-            ("SLACK_QUEUE_PORT", ports[3].to_string()),
-            ("GATEWAY_PORT", ports[4].to_string()),
-            ("DATABASE_URL", database.url()),
-            ("AMQP_URL", vhost.amqp_url()),
-            ("REDIS_KEY_PREFIX", redis.prefix().to_owned()),
-            ("SLACK_WEBHOOK_URL", webhook.url()),
-            ("OTEL_TRACES_EXPORTER", "zipkin".into()),
-            ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", zipkin.endpoint()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
-            // Ignored by the launcher: each service keeps its own name.
-            ("OTEL_SERVICE_NAME", "everything".into()),
-        ],
-    );
-    for port in &ports {
+    let environment = Environment::new().await;
+    let mut variables = environment.variables();
+    // Ignored by the launcher: each service keeps its own name.
+    variables.push(("OTEL_SERVICE_NAME", "everything".into()));
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
+    for (_, port) in environment.ports() {
         stack
-            .wait_until_ready(&format!("http://127.0.0.1:{port}/health/ready"))
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
             .await;
     }
+    let (zipkin, webhook) = (&environment.zipkin, &environment.webhook);
     let (user, slack) = (
-        format!("http://127.0.0.1:{}", ports[0]),
-        format!("http://127.0.0.1:{}", ports[1]),
+        Environment::url(environment.user_port),
+        Environment::url(environment.slack_port),
     );
 
     let client = reqwest::Client::new();
@@ -133,10 +112,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
     stack.terminate();
     let exit = stack.wait(Duration::from_secs(20)).await;
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
-    for (name, port) in ["user", "slack", "user-queue", "slack-queue", "gateway"]
-        .iter()
-        .zip(&ports)
-    {
+    for (name, port) in environment.ports() {
         assert!(
             exit.stdout
                 .contains(&format!("{name:<12} http://localhost:{port}")),
@@ -149,4 +125,66 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
             .contains("traces go to Zipkin http://127.0.0.1:")
     );
     assert_eq!(zipkin.violations(), Vec::<String>::new());
+}
+
+/// Every service's OpenAPI document, checked against the running stack: every documented
+/// operation answers, with a documented status. The gateway's public document is pinned by a
+/// snapshot.
+#[tokio::test]
+async fn every_documented_operation_answers_as_documented() {
+    let environment = Environment::new().await;
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
+    for (_, port) in environment.ports() {
+        stack
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+    let client = reqwest::Client::new();
+    let token = environment.token("docs");
+    for port in [
+        environment.gateway_port,
+        environment.user_port,
+        environment.slack_port,
+    ] {
+        let base = Environment::url(port);
+        let document: Value = client
+            .get(format!("{base}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        if port == environment.gateway_port {
+            insta::assert_json_snapshot!("gateway_openapi", document);
+        }
+        test_support::openapi::assert_operations_answer(&base, &document, |operation, request| {
+            match operation.method.as_str() {
+                "POST" => request.bearer_auth(&token).json(&json!({
+                    "name": "documented",
+                    "email": format!("documented-{port}@example.com"),
+                    "channel": "#docs",
+                    "message": "documented",
+                })),
+                _ => request,
+            }
+        })
+        .await;
+    }
+    let docs = client
+        .get(format!(
+            "{}/docs/",
+            Environment::url(environment.gateway_port)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "a browsable UI at /docs"
+    );
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
 }

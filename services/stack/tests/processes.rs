@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{
-    FakeWebhook, ServiceProcess, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port,
-};
+use test_support::ServiceProcess;
+
+mod common;
+use common::Environment;
 
 /// A binary of the workspace, built next to this test by `cargo nextest run --workspace`.
 fn binary(name: &str) -> String {
@@ -40,51 +41,22 @@ const CALLER_SPAN: &str = "b7ad6b7169203331";
 
 #[tokio::test]
 async fn one_request_through_the_gateway_is_one_trace_across_every_process() {
-    let zipkin = ZipkinReceiver::start();
-    let webhook = FakeWebhook::start(&[], 200);
-    let (database, vhost, redis) = (
-        TestDatabase::new().await,
-        TestVhost::new().await,
-        TestRedis::new().await,
-    );
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let url = |port: u16| format!("http://127.0.0.1:{port}");
-    let common: Vec<(&str, String)> = vec![
-        ("LISTEN_HOST", "127.0.0.1".into()),
-        ("GATEWAY_PORT", ports[0].to_string()),
-        ("USER_PORT", ports[1].to_string()),
-        ("SLACK_PORT", ports[2].to_string()),
-        ("USER_QUEUE_PORT", ports[3].to_string()),
-        ("SLACK_QUEUE_PORT", ports[4].to_string()),
-        ("USER_URL", url(ports[1])),
-        ("SLACK_URL", url(ports[2])),
-        ("USER_QUEUE_URL", url(ports[3])),
-        ("SLACK_QUEUE_URL", url(ports[4])),
-        ("DATABASE_URL", database.url()),
-        ("AMQP_URL", vhost.amqp_url()),
-        ("REDIS_KEY_PREFIX", redis.prefix().to_owned()),
-        ("SLACK_WEBHOOK_URL", webhook.url()),
-        ("JWT_SECRET", "processes-test-secret".into()),
-        ("OTEL_TRACES_EXPORTER", "zipkin".into()),
-        ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", zipkin.endpoint()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
-    ];
+    let environment = Environment::new().await;
+    let common = environment.variables();
+    let zipkin = &environment.zipkin;
     let mut processes: Vec<ServiceProcess> =
         ["gateway", "user", "slack", "user-queue", "slack-queue"]
             .iter()
             .map(|name| ServiceProcess::spawn(&binary(name), &common))
             .collect();
-    processes[0]
-        .wait_until_ready(&format!("{}/health", url(ports[0])))
-        .await;
-    let gateway = url(ports[0]);
+    for (process, (_, port)) in processes.iter_mut().zip(environment.ports()) {
+        process
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+    let gateway = Environment::url(environment.gateway_port);
     let client = reqwest::Client::new();
-    let token = gateway::auth::mint(
-        "processes-test-secret",
-        "alice",
-        gateway::configuration::DEFAULT_AUDIENCE,
-        Duration::from_secs(300),
-    );
+    let token = environment.token("alice");
 
     let health: Value = client
         .get(format!("{gateway}/health"))

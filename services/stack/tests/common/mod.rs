@@ -1,0 +1,86 @@
+//! What the stack's end-to-end tests share: a private environment for a whole stack (its own
+//! database, vhost, Redis prefix, ports, trace receiver and fake Slack webhook), and the
+//! variables that point every process at it.
+
+use std::time::Duration;
+
+use test_support::{FakeWebhook, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port};
+
+pub const JWT_SECRET: &str = "stack-test-secret";
+
+pub struct Environment {
+    pub zipkin: ZipkinReceiver,
+    pub webhook: FakeWebhook,
+    pub database: TestDatabase,
+    pub vhost: TestVhost,
+    pub redis: TestRedis,
+    pub gateway_port: u16,
+    pub user_port: u16,
+    pub slack_port: u16,
+    pub user_queue_port: u16,
+    pub slack_queue_port: u16,
+}
+
+impl Environment {
+    pub async fn new() -> Self {
+        Self {
+            zipkin: ZipkinReceiver::start(),
+            webhook: FakeWebhook::start(&[], 200),
+            database: TestDatabase::new().await,
+            vhost: TestVhost::new().await,
+            redis: TestRedis::new().await,
+            gateway_port: free_port(),
+            user_port: free_port(),
+            slack_port: free_port(),
+            user_queue_port: free_port(),
+            slack_queue_port: free_port(),
+        }
+    }
+
+    pub fn url(port: u16) -> String {
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// Every port, with the name its process has.
+    pub fn ports(&self) -> [(&'static str, u16); 5] {
+        [
+            ("gateway", self.gateway_port),
+            ("user", self.user_port),
+            ("slack", self.slack_port),
+            ("user-queue", self.user_queue_port),
+            ("slack-queue", self.slack_queue_port),
+        ]
+    }
+
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LISTEN_HOST", "127.0.0.1".into()),
+            ("GATEWAY_PORT", self.gateway_port.to_string()),
+            ("USER_PORT", self.user_port.to_string()),
+            ("SLACK_PORT", self.slack_port.to_string()),
+            ("USER_QUEUE_PORT", self.user_queue_port.to_string()),
+            ("SLACK_QUEUE_PORT", self.slack_queue_port.to_string()),
+            ("USER_URL", Self::url(self.user_port)),
+            ("SLACK_URL", Self::url(self.slack_port)),
+            ("USER_QUEUE_URL", Self::url(self.user_queue_port)),
+            ("SLACK_QUEUE_URL", Self::url(self.slack_queue_port)),
+            ("DATABASE_URL", self.database.url()),
+            ("AMQP_URL", self.vhost.amqp_url()),
+            ("REDIS_KEY_PREFIX", self.redis.prefix().to_owned()),
+            ("SLACK_WEBHOOK_URL", self.webhook.url()),
+            ("JWT_SECRET", JWT_SECRET.into()),
+            ("OTEL_TRACES_EXPORTER", "zipkin".into()),
+            ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", self.zipkin.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+        ]
+    }
+
+    pub fn token(&self, subject: &str) -> String {
+        gateway::auth::mint(
+            JWT_SECRET,
+            subject,
+            gateway::configuration::DEFAULT_AUDIENCE,
+            Duration::from_secs(300),
+        )
+    }
+}
