@@ -129,3 +129,46 @@ fn mint_token_prints_a_token_the_gateway_accepts() {
         Ok(gateway::auth::Subject("carol".into()))
     );
 }
+
+#[tokio::test]
+async fn rs256_tokens_are_checked_with_the_public_key() {
+    let user = echo().await;
+    let gateway = spawn_gateway(&[
+        ("USER_URL", user.url.clone()),
+        (
+            "JWT_PUBLIC_KEY",
+            include_str!("../fixtures/rs256-test-public.pem").to_owned(),
+        ),
+    ])
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = gateway::auth::Claims {
+        sub: "rsa-user".into(),
+        aud: AUDIENCE.into(),
+        iat: now,
+        exp: now + 300,
+    };
+    let rs256 = jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rs256-test-private.pem")).unwrap(),
+    )
+    .unwrap();
+    for (case, token, status) in [
+        ("RS256 signed with the private key", rs256, 201),
+        ("HS256 with the old shared secret", token("alice"), 401),
+    ] {
+        let response = gateway
+            .client
+            .post(gateway.url("/user"))
+            .bearer_auth(token)
+            .json(&json!({"name": "foo", "email": "foo@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{case}");
+    }
+}
