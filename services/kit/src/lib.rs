@@ -39,3 +39,10 @@ pub fn openapi_route<S: Clone + Send + Sync + 'static>(
         }),
     )
 }
+
+/// The OpenAPI document of a process whose only HTTP endpoints are the probes (a consumer).
+pub fn probes_only_openapi(name: &str, version: &str) -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApiBuilder::new()
+        .info(utoipa::openapi::Info::new(name, version))
+        .build()
+}

@@ -97,7 +97,10 @@ pub async fn run(
     ));
     let app = startup::health_and_metrics(&slack.store, Some(status), &metrics)
         // `/ping` as the HTTP services answer it, for the gateway's health check.
-        .merge(service_kit::probes::ping());
+        .merge(service_kit::probes::ping())
+        .merge(service_kit::openapi_route(
+            service_kit::probes_only_openapi(crate::QUEUE_SERVICE_NAME, crate::VERSION),
+        ));
     tracing::info!(address = %listener.local_addr()?, "slack-queue listening");
     let served = service_kit::serve::serve(listener, app, async move {
         shutdown.await;

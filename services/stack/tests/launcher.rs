@@ -127,7 +127,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
     assert_eq!(zipkin.violations(), Vec::<String>::new());
 }
 
-/// Every service's OpenAPI document, checked against the running stack: every documented
+/// Every process's OpenAPI document, checked against the running stack: every documented
 /// operation answers, with a documented status. The gateway's public document is pinned by a
 /// snapshot.
 #[tokio::test]
@@ -141,11 +141,7 @@ async fn every_documented_operation_answers_as_documented() {
     }
     let client = reqwest::Client::new();
     let token = environment.token("docs");
-    for port in [
-        environment.gateway_port,
-        environment.user_port,
-        environment.slack_port,
-    ] {
+    for (_, port) in environment.ports() {
         let base = Environment::url(port);
         let document: Value = client
             .get(format!("{base}/openapi.json"))
