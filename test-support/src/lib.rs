@@ -16,7 +16,7 @@ pub mod zipkin;
 
 pub use otlp::{OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;
-pub use process::{ServiceProcess, free_port};
+pub use process::{InProcess, ServiceProcess, Stopped, free_port, wait_until_ready};
 pub use proxy::TcpProxy;
 pub use rabbitmq::TestVhost;
 pub use redis::TestRedis;

@@ -102,3 +102,67 @@ impl Drop for ServiceProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A service running inside the test process on a thread of its own (its own runtime and
+/// telemetry, as its binary runs it), stopped gracefully by [`InProcess::stop`] or on drop.
+pub struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Completes when the test stops the service.
+pub type Stopped = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl InProcess {
+    /// Runs `service` on a new thread; it must return once the future it is given completes.
+    pub fn start(service: impl FnOnce(Stopped) + Send + 'static) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            service(Box::pin(async move {
+                let _ = stopped.await;
+            }))
+        });
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the service and waits until it has finished (its last spans flushed).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join().expect("the service panicked"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Polls `url` until it answers 2xx, or panics after `timeout`.
+pub async fn wait_until_ready(url: &str, timeout: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} was not ready within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use gateway::Settings;
 use serde_json::json;
 use telemetry::{Telemetry, TelemetryConfig};
+use test_support::{InProcess, wait_until_ready};
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "gateway-test-secret";
@@ -92,8 +93,7 @@ pub fn closed() -> String {
 pub struct TestGateway {
     pub address: String,
     pub client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _service: InProcess,
 }
 
 /// A gateway whose settings are the defaults but for `overrides` (environment names).
@@ -116,58 +116,29 @@ pub async fn spawn_gateway(overrides: &[(&str, String)]) -> TestGateway {
     let telemetry =
         Telemetry::init(gateway::SERVICE_NAME, "test", &TelemetryConfig::silent()).unwrap();
     let metrics = telemetry.metrics().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
+    let service = InProcess::start(move |stopped| {
         telemetry
             .run(async move {
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await
                     .unwrap();
-                gateway::run(settings, metrics, listener, async {
-                    let _ = stopped.await;
-                })
-                .await
+                gateway::run(settings, metrics, listener, stopped).await
             })
             .unwrap()
             .unwrap();
     });
-    let gateway = TestGateway {
-        address: format!("http://127.0.0.1:{port}"),
+    let address = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(10)).await;
+    TestGateway {
+        address,
         client: reqwest::Client::new(),
-        stop: Some(stop),
-        thread: Some(thread),
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while gateway
-        .client
-        .get(gateway.url("/ping"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the gateway did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        _service: service,
     }
-    gateway
 }
 
 impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
-    }
-}
-
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

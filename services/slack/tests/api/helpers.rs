@@ -7,8 +7,7 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use slack::{QueueSettings, Settings};
 use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
-use test_support::{TestRedis, TestVhost, free_port};
-use tokio::sync::oneshot;
+use test_support::{InProcess, TestRedis, TestVhost, free_port, wait_until_ready};
 
 /// How to spawn; the defaults are silent telemetry, no webhook and the test servers.
 #[derive(Default)]
@@ -27,8 +26,7 @@ pub struct TestSlack {
     pub client: reqwest::Client,
     pub redis: TestRedis,
     pub vhost: TestVhost,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: InProcess,
 }
 
 fn settings(options: &Options, redis: &TestRedis, port: u16) -> Settings {
@@ -74,15 +72,11 @@ pub async fn spawn(process: Process, options: Options) -> TestSlack {
     let port = free_port();
     let slack = settings(&options, &redis, port);
     let address = format!("http://127.0.0.1:{port}");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let stopped = async {
-        let _ = stopped.await;
-    };
-    let thread = match process {
+    let service = match process {
         Process::Api => {
             let telemetry = telemetry(slack::SERVICE_NAME, &options);
             let metrics = telemetry.metrics().clone();
-            std::thread::spawn(move || {
+            InProcess::start(move |stopped| {
                 telemetry
                     .run(async move {
                         let listener = tokio::net::TcpListener::bind(slack.listen).await.unwrap();
@@ -109,7 +103,7 @@ pub async fn spawn(process: Process, options: Options) -> TestSlack {
             };
             let telemetry = telemetry(slack::QUEUE_SERVICE_NAME, &options);
             let metrics = telemetry.metrics().clone();
-            std::thread::spawn(move || {
+            InProcess::start(move |stopped| {
                 telemetry
                     .run(async move {
                         let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -122,37 +116,19 @@ pub async fn spawn(process: Process, options: Options) -> TestSlack {
             })
         }
     };
-    let app = TestSlack {
+    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
+    TestSlack {
         address,
         client: reqwest::Client::new(),
         redis,
         vhost,
-        stop: Some(stop),
-        thread: Some(thread),
-    };
-    app.wait_until_ready().await;
-    app
+        service,
+    }
 }
 
 impl TestSlack {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
-    }
-
-    async fn wait_until_ready(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = self.client.get(self.url("/health/ready")).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not ready within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     pub async fn post(&self, channel: &str, message: &str) -> Response {
@@ -190,22 +166,7 @@ impl TestSlack {
     }
 
     /// Stops the process gracefully and waits until its last spans are flushed.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            tokio::task::spawn_blocking(move || thread.join().expect("the service panicked"))
-                .await
-                .unwrap();
-        }
-    }
-}
-
-impl Drop for TestSlack {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.service.stop().await;
     }
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 use reqwest::Response;
 use serde_json::{Value, json};
 use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
-use test_support::{TestDatabase, TestVhost};
-use tokio::sync::oneshot;
+use test_support::{InProcess, TestDatabase, TestVhost, wait_until_ready};
 use user::Settings;
 
 pub struct TestApp {
@@ -15,8 +14,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database: TestDatabase,
     pub vhost: TestVhost,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: InProcess,
 }
 
 /// How to spawn a test app; the defaults are a silent telemetry and the test servers.
@@ -73,50 +71,28 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     let telemetry = Telemetry::init(user::SERVICE_NAME, "test", &config).unwrap();
     let metrics = telemetry.metrics().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
+    let service = InProcess::start(move |stopped| {
         telemetry
             .run(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                user::run(settings, metrics, listener, async {
-                    let _ = stopped.await;
-                })
-                .await
+                user::run(settings, metrics, listener, stopped).await
             })
             .unwrap()
             .unwrap();
     });
-    let app = TestApp {
+    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
+    TestApp {
         address,
         client: reqwest::Client::new(),
         database,
         vhost,
-        stop: Some(stop),
-        thread: Some(thread),
-    };
-    app.wait_until_ready(Duration::from_secs(30)).await;
-    app
+        service,
+    }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
-    }
-
-    pub async fn wait_until_ready(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Ok(response) = self.client.get(self.url("/health/ready")).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the user service did not become ready within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     pub async fn post_user(&self, body: &Value) -> Response {
@@ -139,23 +115,8 @@ impl TestApp {
     }
 
     /// Stops the service gracefully and waits until its last spans are flushed.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            tokio::task::spawn_blocking(move || thread.join().expect("the service panicked"))
-                .await
-                .unwrap();
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.service.stop().await;
     }
 }
 
@@ -166,9 +127,7 @@ pub fn unique_email() -> String {
 
 /// user-queue, running beside `app` on the same database and vhost.
 pub struct QueueApp {
-    pub address: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: InProcess,
 }
 
 pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
@@ -196,62 +155,22 @@ pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
     let telemetry =
         Telemetry::init(user::QUEUE_SERVICE_NAME, "test", &TelemetryConfig::silent()).unwrap();
     let metrics = telemetry.metrics().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
+    let service = InProcess::start(move |stopped| {
         telemetry
             .run(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                user::queue::run(settings, metrics, listener, async {
-                    let _ = stopped.await;
-                })
-                .await
+                user::queue::run(settings, metrics, listener, stopped).await
             })
             .unwrap()
             .unwrap();
     });
-    let queue = QueueApp {
-        address,
-        stop: Some(stop),
-        thread: Some(thread),
-    };
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = client
-            .get(format!("{}/health/ready", queue.address))
-            .send()
-            .await
-            && response.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "user-queue did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    queue
+    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
+    QueueApp { service }
 }
 
 impl QueueApp {
     /// Stops user-queue gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            tokio::task::spawn_blocking(move || thread.join().expect("user-queue panicked"))
-                .await
-                .unwrap();
-        }
-    }
-}
-
-impl Drop for QueueApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.service.stop().await;
     }
 }
