@@ -80,6 +80,25 @@ where
     )
 }
 
+/// How long a readiness check waits for a dependency.
+pub const DEPENDENCY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Checks the dependency `name` for the readiness probe, within [`DEPENDENCY_TIMEOUT`]; the
+/// failure names it.
+pub async fn check_dependency<E: std::fmt::Display>(
+    name: &str,
+    check: impl Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(DEPENDENCY_TIMEOUT, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("{name}: {error}")),
+        Err(_) => Err(format!(
+            "{name}: no answer within {} s",
+            DEPENDENCY_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// Unknown paths and methods as problem details.
 pub(crate) async fn not_found() -> Response {
     Problem::not_found("no resource at this path").into_response()

@@ -1,7 +1,6 @@
 //! Start-up of the slack service: its state, its router, and serving until shutdown.
 
 use std::future::Future;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -81,11 +80,7 @@ pub fn health_and_metrics(
             {
                 return Err("rabbitmq: not consuming".to_owned());
             }
-            match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(format!("redis: {error}")),
-                Err(_) => Err("redis: no answer within 2 s".to_owned()),
-            }
+            service_kit::probes::check_dependency("redis", store.ping()).await
         }
     })
     .merge(metrics.router())

@@ -114,11 +114,7 @@ pub fn health_and_metrics(
             {
                 return Err("rabbitmq: not consuming".to_owned());
             }
-            match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(format!("postgres: {error}")),
-                Err(_) => Err("postgres: no answer within 2 s".to_owned()),
-            }
+            service_kit::probes::check_dependency("postgres", store.ping()).await
         }
     })
     .merge(metrics.router())
