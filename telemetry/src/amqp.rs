@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use lapin::types::FieldTable;
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
@@ -130,6 +130,14 @@ pub fn record_published(exchange: &str, routing_key: &str, outcome: Outcome) {
         "outcome" => outcome.as_str(),
     )
     .increment(1);
+}
+
+pub(crate) const CONSUMER_ACTIVE: &str = "messaging_consumer_active";
+
+/// Says whether the consumer of `queue` is consuming (1) or not (0): what an alert on a stopped
+/// consumer watches.
+pub fn record_consuming(queue: &str, consuming: bool) {
+    gauge!(CONSUMER_ACTIVE, "queue" => queue.to_owned()).set(if consuming { 1.0 } else { 0.0 });
 }
 
 /// Measures the processing of one delivery.

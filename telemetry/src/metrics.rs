@@ -133,6 +133,10 @@ fn describe_conventional_metrics() {
         crate::amqp::PUBLISHED_MESSAGES,
         "Messages published to the broker, by exchange, routing key and outcome."
     );
+    describe_gauge!(
+        crate::amqp::CONSUMER_ACTIVE,
+        "1 while the consumer of a queue is connected and consuming, 0 otherwise."
+    );
     describe_histogram!(
         crate::amqp::PROCESS_DURATION,
         Unit::Seconds,

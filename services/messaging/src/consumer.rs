@@ -121,6 +121,7 @@ pub async fn run<H: Handler>(
         };
         let ended = consume(&connection, &settings, &handler, &status, &mut shutdown).await;
         status.set(false);
+        amqp::record_consuming(settings.queue.name, false);
         match ended {
             Ok(()) => {
                 let _ = connection.close(200, "shutting down".into()).await;
@@ -159,6 +160,7 @@ async fn consume<H: Handler>(
         .await?;
     let consumer_tag = deliveries.tag();
     status.set(true);
+    amqp::record_consuming(settings.queue.name, true);
     tracing::info!(queue = settings.queue.name, "consuming");
 
     let mut in_hand = JoinSet::new();
