@@ -7,11 +7,20 @@
 use std::future::Future;
 use std::time::Instant;
 
-use metrics::histogram;
+use metrics::{gauge, histogram};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 pub(crate) const OPERATION_DURATION: &str = "db_client_operation_duration_seconds";
+pub(crate) const CONNECTIONS: &str = "db_client_connection_count";
+pub(crate) const CONNECTIONS_MAX: &str = "db_client_connection_max";
+
+/// Records a connection pool's usage: connections `used` and `idle`, out of `max`.
+pub fn record_pool_usage(system: &'static str, used: u32, idle: u32, max: u32) {
+    gauge!(CONNECTIONS, "system" => system, "state" => "used").set(f64::from(used));
+    gauge!(CONNECTIONS, "system" => system, "state" => "idle").set(f64::from(idle));
+    gauge!(CONNECTIONS_MAX, "system" => system).set(f64::from(max));
+}
 
 /// One kind of database operation, e.g. `INSERT` into `users` on `postgresql`.
 #[derive(Debug, Clone, Copy)]

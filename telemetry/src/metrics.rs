@@ -126,6 +126,14 @@ fn describe_conventional_metrics() {
         "Duration of database operations, by system, operation, collection and outcome."
     );
     describe_gauge!(
+        crate::db::CONNECTIONS,
+        "Connections of the database pool, by state (used, idle)."
+    );
+    describe_gauge!(
+        crate::db::CONNECTIONS_MAX,
+        "The most connections the database pool may open."
+    );
+    describe_gauge!(
         "build_info",
         "Always 1; its labels say which service and version this process runs."
     );

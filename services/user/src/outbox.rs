@@ -240,6 +240,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Measures the outbox backlog and the connection pool on its own clock.
 async fn measure_backlog(pool: PgPool, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
@@ -251,6 +252,13 @@ async fn measure_backlog(pool: PgPool, every: Duration) {
             gauge!(PENDING).set(pending as f64);
             gauge!(OLDEST_AGE).set(oldest.unwrap_or(0.0).max(0.0));
         }
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        telemetry::db::record_pool_usage(
+            "postgresql",
+            pool.size().saturating_sub(idle),
+            idle,
+            pool.options().get_max_connections(),
+        );
     }
 }
 
