@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,12 +36,6 @@ pub struct OtlpReceiver {
     spans: Arc<Mutex<Vec<OtlpSpan>>>,
 }
 
-impl Default for OtlpReceiver {
-    fn default() -> Self {
-        Self::start()
-    }
-}
-
 impl OtlpReceiver {
     pub fn start() -> Self {
         let spans = Arc::new(Mutex::new(Vec::new()));
@@ -62,28 +55,6 @@ impl OtlpReceiver {
 
     pub fn spans(&self) -> Vec<OtlpSpan> {
         self.spans.lock().unwrap().clone()
-    }
-
-    /// Waits until `done` holds for the spans received so far, or panics after `timeout`.
-    pub async fn wait_for(
-        &self,
-        timeout: Duration,
-        what: &str,
-        done: impl Fn(&[OtlpSpan]) -> bool,
-    ) -> Vec<OtlpSpan> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let spans = self.spans();
-            if done(&spans) {
-                return spans;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "the OTLP receiver did not get {what} within {timeout:?}; it got {spans:#?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }
 

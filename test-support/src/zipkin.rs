@@ -30,12 +30,6 @@ pub struct ZipkinReceiver {
     received: Arc<Mutex<Received>>,
 }
 
-impl Default for ZipkinReceiver {
-    fn default() -> Self {
-        Self::start()
-    }
-}
-
 impl ZipkinReceiver {
     pub fn start() -> Self {
         let received = Arc::new(Mutex::new(Received::default()));

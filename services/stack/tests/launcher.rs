@@ -9,13 +9,8 @@ use test_support::ServiceProcess;
 
 mod common;
 use common::Environment;
-
-fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'a Value {
-    spans
-        .iter()
-        .find(|span| test(span))
-        .unwrap_or_else(|| panic!("no {what} in {spans:#?}"))
-}
+mod traces;
+use traces::assert_announcement_trace;
 
 #[tokio::test]
 async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
@@ -94,19 +89,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
         .into_iter()
         .filter(|span| span["traceId"] == trace.as_str())
         .collect();
-    let server = find(&spans, "user SERVER", |s| s["name"] == "post /user");
-    assert_eq!(server["localEndpoint"]["serviceName"], "user");
-    let producer = find(&spans, "PRODUCER", |s| s["kind"] == "PRODUCER");
-    assert_eq!(producer["parentId"], server["id"]);
-    let consumer = find(&spans, "CONSUMER", |s| s["kind"] == "CONSUMER");
-    assert_eq!(consumer["parentId"], producer["id"]);
-    assert_eq!(consumer["localEndpoint"]["serviceName"], "slack-queue");
-    let redis_span = find(&spans, "redis CLIENT", |s| s["name"] == "lpush channel");
-    assert_eq!(redis_span["parentId"], consumer["id"]);
-    let webhook_span = find(&spans, "webhook CLIENT", |s| {
-        s["kind"] == "CLIENT" && s["tags"]["http.request.method"] == "POST"
-    });
-    assert_eq!(webhook_span["parentId"], consumer["id"]);
+    assert_announcement_trace(&spans);
     assert_eq!(webhook.delivered().len(), 1);
 
     stack.terminate();

@@ -386,7 +386,10 @@ fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
     let text = std::fs::read_to_string(repository().join("otel-collector/config.yaml")).unwrap();
     let config: Value =
         serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
-    assert_eq!(config["receivers"]["otlp"]["protocols"]["http"]["endpoint"], "0.0.0.0:4318");
+    assert_eq!(
+        config["receivers"]["otlp"]["protocols"]["http"]["endpoint"],
+        "0.0.0.0:4318"
+    );
     assert_eq!(
         config["exporters"]["zipkin"]["endpoint"],
         "http://zipkin:9411/api/v2/spans"
@@ -396,7 +399,10 @@ fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
     assert_eq!(pipeline["exporters"], json!(["zipkin"]));
     for processor in pipeline["processors"].as_array().unwrap() {
         let name = processor.as_str().unwrap();
-        assert!(config["processors"].get(name).is_some(), "{name} is not configured");
+        assert!(
+            config["processors"].get(name).is_some(),
+            "{name} is not configured"
+        );
     }
     // The services export where the collector listens.
     let compose: Value = serde_json::to_value(

@@ -10,6 +10,8 @@ use test_support::ServiceProcess;
 
 mod common;
 use common::Environment;
+mod traces;
+use traces::{assert_announcement_trace, find, service};
 
 /// A binary of the workspace, built next to this test by `cargo nextest run --workspace`.
 fn binary(name: &str) -> String {
@@ -27,13 +29,6 @@ fn binary(name: &str) -> String {
         path.display()
     );
     path.to_string_lossy().into_owned()
-}
-
-fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'a Value {
-    spans
-        .iter()
-        .find(|span| test(span))
-        .unwrap_or_else(|| panic!("no {what} in {spans:#?}"))
 }
 
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -98,12 +93,6 @@ async fn one_request_through_the_gateway_is_one_trace_across_every_process() {
         .into_iter()
         .filter(|span| span["traceId"] == CALLER_TRACE)
         .collect();
-    let service = |span: &Value| {
-        span["localEndpoint"]["serviceName"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    };
     let gateway_server = find(&spans, "gateway SERVER", |s| {
         s["kind"] == "SERVER" && service(s) == "gateway"
     });
@@ -117,30 +106,12 @@ async fn one_request_through_the_gateway_is_one_trace_across_every_process() {
         s["kind"] == "CLIENT" && service(s) == "gateway"
     });
     assert_eq!(gateway_client["parentId"], gateway_server["id"]);
-    let user_server = find(&spans, "user SERVER", |s| {
-        s["kind"] == "SERVER" && service(s) == "user"
-    });
+    let user_server = assert_announcement_trace(&spans);
     assert_eq!(user_server["parentId"], gateway_client["id"]);
     assert_eq!(
         user_server["tags"]["enduser.id"], "alice",
         "the subject reaches the service"
     );
-    let insert = find(&spans, "INSERT users", |s| s["name"] == "insert users");
-    assert_eq!(insert["parentId"], user_server["id"]);
-    let producer = find(&spans, "PRODUCER", |s| s["kind"] == "PRODUCER");
-    assert_eq!(producer["parentId"], user_server["id"]);
-    let consumer = find(&spans, "CONSUMER", |s| s["kind"] == "CONSUMER");
-    assert_eq!(consumer["parentId"], producer["id"]);
-    assert_eq!(service(consumer), "slack-queue");
-    let lpush = find(&spans, "redis LPUSH", |s| s["name"] == "lpush channel");
-    assert_eq!(lpush["parentId"], consumer["id"]);
-    let webhook_call = find(&spans, "webhook CLIENT", |s| {
-        service(s) == "slack-queue"
-            && s["kind"] == "CLIENT"
-            && s["tags"]["http.request.method"] == "POST"
-    });
-    assert_eq!(webhook_call["parentId"], consumer["id"]);
-
     // B3 callers are continued too, single header or multiple.
     for headers in [
         vec![("b3", format!("{CALLER_TRACE}-{CALLER_SPAN}-1"))],
