@@ -80,6 +80,35 @@ where
     )
 }
 
+/// Whether a consumer is consuming, for readiness.
+pub type Consuming = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// `/health/live` and `/health/ready` for a process that needs `dependency` (answering `check`)
+/// and, when it is a consumer, to be consuming.
+pub fn dependency_health<S, F, Fut, E>(
+    dependency: &'static str,
+    check: F,
+    consuming: Option<Consuming>,
+) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
+    health(move || {
+        let (check, consuming) = (check.clone(), consuming.clone());
+        async move {
+            if let Some(consuming) = consuming
+                && !consuming()
+            {
+                return Err("rabbitmq: not consuming".to_owned());
+            }
+            check_dependency(dependency, check()).await
+        }
+    })
+}
+
 /// How long a readiness check waits for a dependency.
 pub const DEPENDENCY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 

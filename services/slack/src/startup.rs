@@ -72,17 +72,16 @@ pub fn health_and_metrics(
     metrics: &Metrics,
 ) -> Router {
     let store = store.clone();
-    service_kit::probes::health(move || {
-        let (store, consumer) = (store.clone(), consumer.clone());
-        async move {
-            if let Some(consumer) = consumer
-                && !consumer.is_consuming()
-            {
-                return Err("rabbitmq: not consuming".to_owned());
-            }
-            service_kit::probes::check_dependency("redis", store.ping()).await
-        }
-    })
+    service_kit::probes::dependency_health(
+        "redis",
+        move || {
+            let store = store.clone();
+            async move { store.ping().await }
+        },
+        consumer.map(|status| -> service_kit::probes::Consuming {
+            std::sync::Arc::new(move || status.is_consuming())
+        }),
+    )
     .merge(metrics.router())
 }
 
