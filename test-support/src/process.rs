@@ -5,16 +5,55 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a process to listen on.
+///
+/// It is drawn at random below the kernel's ephemeral range (32768 and up), where client
+/// connections and `bind(0)` take their ports: a port from that range could be taken by a
+/// connection of a test running in parallel before the process gets to bind it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64,
+        );
+        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct ServiceProcess {
     child: Child,
+    /// What the process wrote, drained as it writes: an undrained pipe fills up and blocks
+    /// the process on its next log line.
+    stdout: Output,
+    stderr: Output,
+}
+
+type Output = std::sync::Arc<std::sync::Mutex<String>>;
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Output {
+    let output = Output::default();
+    if let Some(mut pipe) = pipe {
+        let sink = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(read) = pipe.read(&mut chunk) {
+                if read == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..read]));
+            }
+        });
+    }
+    output
 }
 
 /// How a process ended.
@@ -27,7 +66,7 @@ pub struct Exit {
 impl ServiceProcess {
     /// Starts `binary` with only `PATH` and `envs` in its environment.
     pub fn spawn(binary: &str, envs: &[(&str, String)]) -> Self {
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
@@ -35,7 +74,12 @@ impl ServiceProcess {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
-        Self { child }
+        let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Polls `url` until it answers 2xx, or panics after 30 s.
@@ -44,10 +88,8 @@ impl ServiceProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("the process status") {
-                let mut stderr = String::new();
-                if let Some(pipe) = self.child.stderr.as_mut() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
+                std::thread::sleep(Duration::from_millis(100));
+                let stderr = self.stderr.lock().unwrap().clone();
                 panic!("the process exited with {status} before {url} was ready:\n{stderr}");
             }
             if let Ok(response) = client.get(url).send().await
@@ -74,17 +116,12 @@ impl ServiceProcess {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("the process status") {
-                let read = |pipe: Option<&mut dyn Read>| {
-                    let mut text = String::new();
-                    if let Some(pipe) = pipe {
-                        let _ = pipe.read_to_string(&mut text);
-                    }
-                    text
-                };
+                // Let the drains reach the end of the pipes.
+                std::thread::sleep(Duration::from_millis(100));
                 return Exit {
                     code: status.code(),
-                    stdout: read(self.child.stdout.as_mut().map(|p| p as &mut dyn Read)),
-                    stderr: read(self.child.stderr.as_mut().map(|p| p as &mut dyn Read)),
+                    stdout: self.stdout.lock().unwrap().clone(),
+                    stderr: self.stderr.lock().unwrap().clone(),
                 };
             }
             if Instant::now() > deadline {

@@ -25,6 +25,13 @@ use crate::connection::connect_with_backoff;
 use crate::publisher::{Outgoing, Publisher};
 use crate::topology::ConsumerQueue;
 
+/// The longest wait for the messages in hand to settle when the consumer stops or loses its
+/// connection.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest wait for the broker to take an acknowledgement.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The attempt number of a delivery (1 for the first), carried across retries.
 pub const ATTEMPT_HEADER: &str = "x-attempt";
 /// Why a message was dead-lettered or last retried.
@@ -185,8 +192,19 @@ async fn consume<H: Handler>(
         }
     };
     // Finish what is in hand: on shutdown these are acknowledged; on a lost connection their
-    // acks fail and the broker redelivers them.
-    while in_hand.join_next().await.is_some() {}
+    // acks fail and the broker redelivers them. A dead connection may leave an ack or a confirm
+    // unanswered, so the wait is bounded; whatever is still unsettled then is redelivered.
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while in_hand.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            queue = settings.queue.name,
+            "messages in hand did not settle; the broker redelivers them"
+        );
+        in_hand.abort_all();
+    }
     if outcome.is_ok() {
         let _ = channel.close(200, "shutting down".into()).await;
         let _ = publisher.channel().close(200, "shutting down".into()).await;
@@ -268,7 +286,8 @@ async fn settle<H: Handler>(
             moved.expiration = (outcome == Outcome::Retry).then_some(settings.retry_delay);
             if let Err(error) = publisher.publish(moved).await {
                 tracing::warn!(%error, queue, "could not move the message; it goes back to its queue");
-                let _ = delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+                let nack = delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() });
+                let _ = tokio::time::timeout(ACK_TIMEOUT, nack).await;
                 return;
             }
             match outcome {
@@ -276,8 +295,10 @@ async fn settle<H: Handler>(
                 _ => tracing::warn!(attempt, %reason, queue, "message dead-lettered"),
             }
         }
-        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-            tracing::warn!(%error, "could not acknowledge; the broker will redeliver");
+        match tokio::time::timeout(ACK_TIMEOUT, delivery.ack(BasicAckOptions::default())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not acknowledge; the broker will redeliver"),
+            Err(_) => tracing::warn!("the acknowledgement was not taken; the broker will redeliver"),
         }
     }
     .instrument(span.clone())

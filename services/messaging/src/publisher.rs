@@ -16,12 +16,17 @@ pub enum PublishError {
     Broker(#[from] lapin::Error),
     #[error("the broker refused the message")]
     Nacked,
+    #[error("the broker did not confirm within {0:?}")]
+    Unconfirmed(Duration),
     #[error("no queue is bound to {exchange} for {routing_key}; the message was returned")]
     Unroutable {
         exchange: String,
         routing_key: String,
     },
 }
+
+/// The longest wait for the broker's confirm of one publish.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One message to publish.
 #[derive(Debug)]
@@ -102,7 +107,7 @@ impl Publisher {
             properties = properties.with_expiration(expiration.as_millis().to_string().into());
         }
         let outcome = async {
-            let confirmation = self
+            let publishing = self
                 .channel
                 .basic_publish(
                     message.exchange.into(),
@@ -114,8 +119,12 @@ impl Publisher {
                     message.body,
                     properties,
                 )
-                .await?
                 .await?;
+            // A connection that dies uncleanly can leave a confirm unanswered: never wait on it
+            // for ever (the caller keeps the message and tries again).
+            let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, publishing)
+                .await
+                .map_err(|_| PublishError::Unconfirmed(CONFIRM_TIMEOUT))??;
             match confirmation {
                 Confirmation::Ack(None) => Ok(()),
                 Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
@@ -135,6 +144,7 @@ impl Publisher {
                     match error {
                         PublishError::Broker(_) => "broker",
                         PublishError::Nacked => "nacked",
+                        PublishError::Unconfirmed(_) => "unconfirmed",
                         PublishError::Unroutable { .. } => "unroutable",
                     },
                 );

@@ -40,3 +40,28 @@ pub fn assert_announcement_trace(spans: &[Value]) -> &Value {
     assert_eq!(webhook["parentId"], consumer["id"]);
     user
 }
+
+/// Whether every span of one `POST /user` (through the gateway when `through_gateway`) has
+/// reached the receiver: each process exports on its own clock, so the last to arrive is not
+/// always the last made.
+pub fn complete(spans: &[Value], trace: &str, through_gateway: bool) -> bool {
+    let spans: Vec<&Value> = spans
+        .iter()
+        .filter(|span| span["traceId"] == trace)
+        .collect();
+    let has = |test: &dyn Fn(&Value) -> bool| spans.iter().any(|span| test(span));
+    let gateway = !through_gateway
+        || (has(&|s| s["kind"] == "SERVER" && service(s) == "gateway")
+            && has(&|s| s["kind"] == "CLIENT" && service(s) == "gateway"));
+    gateway
+        && has(&|s| s["kind"] == "SERVER" && service(s) == "user")
+        && has(&|s| s["name"] == "insert users")
+        && has(&|s| s["kind"] == "PRODUCER")
+        && has(&|s| s["kind"] == "CONSUMER")
+        && has(&|s| s["name"] == "lpush channel")
+        && has(&|s| {
+            service(s) == "slack-queue"
+                && s["kind"] == "CLIENT"
+                && s["tags"]["http.request.method"] == "POST"
+        })
+}
