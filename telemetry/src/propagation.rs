@@ -317,3 +317,47 @@ mod tests {
         assert_eq!(ids(&extracted), (TRACE.into(), SPAN.into()));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever a caller sends in the trace headers, extraction returns a context (valid or
+        /// not) and never panics.
+        #[test]
+        fn any_trace_headers_are_survived(
+            traceparent in any::<String>(),
+            b3 in "[ -~]{0,80}",
+            tracestate in "[ -~]{0,200}",
+            trace_id in "[0-9a-fA-Fz-]{0,40}",
+        ) {
+            let propagator = StackPropagator::new(&[
+                PropagatorKind::TraceContext,
+                PropagatorKind::Baggage,
+            ]);
+            let mut headers = HeaderMap::new();
+            for (name, value) in [
+                ("traceparent", traceparent.as_str()),
+                ("b3", b3.as_str()),
+                ("tracestate", tracestate.as_str()),
+                ("baggage", tracestate.as_str()),
+                ("x-b3-traceid", trace_id.as_str()),
+                ("x-b3-spanid", trace_id.as_str()),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.insert(name, value);
+                }
+            }
+            let _ = propagator.extract(&HeaderExtractor(&headers));
+            let mut table = FieldTable::default();
+            table.insert(
+                ShortString::from("traceparent"),
+                AMQPValue::LongString(LongString::from(traceparent.clone())),
+            );
+            let _ = propagator.extract(&FieldTableExtractor(&table));
+        }
+    }
+}

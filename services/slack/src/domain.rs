@@ -123,3 +123,29 @@ mod tests {
         assert!(MessageText::parse(&"m".repeat(4001)).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn channels_parse_or_explain(raw in any::<String>()) {
+            if let Ok(channel) = Channel::parse(&raw) {
+                let channel = channel.as_str();
+                prop_assert!(!channel.is_empty() && channel.chars().count() <= MAX_CHANNEL_CHARS);
+                prop_assert!(!channel.chars().any(|c| c.is_whitespace() || c.is_control()));
+            }
+        }
+
+        #[test]
+        fn messages_parse_or_explain(raw in any::<String>()) {
+            if let Ok(message) = MessageText::parse(&raw) {
+                prop_assert_eq!(message.as_str(), raw.as_str());
+                prop_assert!(raw.chars().count() <= MAX_MESSAGE_CHARS && !raw.trim().is_empty());
+            }
+        }
+    }
+}

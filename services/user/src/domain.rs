@@ -175,3 +175,45 @@ mod tests {
         assert!(EmailAddress::parse(&long).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text gives a valid name or a reason, never a panic; a valid name keeps the rules.
+        #[test]
+        fn names_parse_or_explain(raw in any::<String>()) {
+            if let Ok(name) = UserName::parse(&raw) {
+                let name = name.as_str();
+                prop_assert_eq!(name, name.trim());
+                prop_assert!(!name.is_empty() && name.chars().count() <= MAX_NAME_CHARS);
+                prop_assert!(!name.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn emails_parse_or_explain(raw in any::<String>()) {
+            if let Ok(email) = EmailAddress::parse(&raw) {
+                let email = email.as_str();
+                prop_assert_eq!(email.matches('@').count(), 1);
+                prop_assert!(email.chars().count() <= MAX_EMAIL_CHARS);
+                prop_assert!(!email.chars().any(|c| c.is_whitespace() || c.is_control()));
+            }
+        }
+
+        /// Addresses of the usual shape are accepted.
+        #[test]
+        fn ordinary_addresses_are_accepted(
+            local in "[a-z0-9]([a-z0-9._+-]{0,20}[a-z0-9])?",
+            domain in "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?",
+            tld in "[a-z]{2,6}",
+        ) {
+            let address = format!("{local}@{domain}.{tld}");
+            prop_assume!(!address.contains(".."));
+            prop_assert!(EmailAddress::parse(&address).is_ok(), "{}", address);
+        }
+    }
+}
