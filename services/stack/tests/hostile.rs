@@ -342,3 +342,50 @@ async fn a_flood_of_distinct_paths_adds_no_metric_series() {
     stack.terminate();
     assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
 }
+
+/// schemathesis generates requests from the gateway's OpenAPI document (examples, boundaries,
+/// fuzzing, stateful sequences): none may get a 5xx, an undocumented status or content type,
+/// or a body that breaks its documented schema.
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
+    let environment = Environment::new().await;
+    let stack = start(
+        &environment,
+        &[
+            ("RATE_LIMIT_PER_SECOND", "100000".to_owned()),
+            ("RATE_LIMIT_BURST", "100000".to_owned()),
+        ],
+    )
+    .await;
+    let gateway = Environment::url(environment.gateway_port);
+    let token = environment.token("schemathesis");
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("st")
+            .args([
+                "run",
+                &format!("{gateway}/openapi.json"),
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                "--max-examples",
+                "30",
+                "--seed",
+                "1",
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+            ])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|error| {
+        panic!("schemathesis cannot run ({error}); install it with `pip install schemathesis`")
+    });
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    assert!(report.contains("passed"), "{report}");
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
+}
