@@ -111,6 +111,13 @@ impl ConsumerStatus {
     }
 }
 
+/// What a readiness probe asks of a consumer.
+impl From<ConsumerStatus> for service_kit::probes::Consuming {
+    fn from(status: ConsumerStatus) -> Self {
+        std::sync::Arc::new(move || status.is_consuming())
+    }
+}
+
 /// Consumes `settings.queue` until `shutdown` completes, reconnecting (with backoff) whenever
 /// the broker goes away. On shutdown it stops taking deliveries, finishes and acknowledges
 /// those in hand, and returns; deliveries not yet taken stay in the queue.

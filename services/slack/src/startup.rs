@@ -78,9 +78,7 @@ pub fn health_and_metrics(
             let store = store.clone();
             async move { store.ping().await }
         },
-        consumer.map(|status| -> service_kit::probes::Consuming {
-            std::sync::Arc::new(move || status.is_consuming())
-        }),
+        consumer.map(Into::into),
     )
     .merge(metrics.router())
 }
