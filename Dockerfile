@@ -20,7 +20,8 @@ RUN for crate in telemetry test-support services/kit services/messaging services
         mkdir -p "$crate/src/bin" && echo "" > "$crate/src/lib.rs" && echo "fn main() {}" > "$crate/src/main.rs"; \
     done \
     && for bin in services/kit/src/bin/probe services/user/src/bin/user-queue \
-        services/slack/src/bin/slack-queue services/gateway/src/bin/mint-token; do \
+        services/slack/src/bin/slack-queue services/gateway/src/bin/mint-token \
+        services/messaging/src/bin/replay-dead-letters; do \
         echo "fn main() {}" > "$bin.rs"; \
     done \
     && cargo build --release --locked --bins \
@@ -36,7 +37,8 @@ RUN groupadd --system --gid 10001 stack \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin stack
 COPY --from=build /src/target/release/gateway /src/target/release/user /src/target/release/user-queue \
      /src/target/release/slack /src/target/release/slack-queue /src/target/release/stack \
-     /src/target/release/mint-token /src/target/release/probe /usr/local/bin/
+     /src/target/release/mint-token /src/target/release/probe \
+     /src/target/release/replay-dead-letters /usr/local/bin/
 USER 10001:10001
 ENV LISTEN_HOST=0.0.0.0 LOG_FORMAT=json
 EXPOSE 8100 8101 8102 9101 9102

@@ -37,6 +37,26 @@ impl TestDatabase {
     pub fn url(&self) -> String {
         format!("{}/{}", server_url(), self.name)
     }
+
+    /// The database's URL through `address` (a [`crate::TcpProxy`]) instead of the server.
+    pub fn url_via(&self, address: &str) -> String {
+        let server = server_url();
+        format!(
+            "{}/{}",
+            server.replace(&server_address(), address),
+            self.name
+        )
+    }
+}
+
+/// `host:port` of the test server, for a proxy to forward to.
+pub fn server_address() -> String {
+    let server = server_url();
+    let authority = server.rsplit('@').next().unwrap_or(&server);
+    let authority = authority
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://");
+    authority.split('/').next().unwrap_or(authority).to_owned()
 }
 
 impl Drop for TestDatabase {

@@ -3,14 +3,27 @@
 //! other tests share.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// A one-shot fault: on a connection whose client sent `after`, the bytes `then`, once
+/// forwarded to the server, end the connection before its answer.
+#[derive(Default)]
+struct Fault {
+    after: Vec<u8>,
+    then: Vec<u8>,
+}
+
+type Tripwire = Arc<Mutex<Option<Fault>>>;
 
 pub struct TcpProxy {
     address: SocketAddr,
     /// `true` while connections are let through.
     open: watch::Sender<bool>,
+    tripwire: Tripwire,
     /// Its own runtime, so the proxy works in synchronous and asynchronous tests alike.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -31,6 +44,8 @@ impl TcpProxy {
         let (open, _) = watch::channel(true);
         let target = target.to_owned();
         let gate = open.clone();
+        let tripwire = Tripwire::default();
+        let armed = Arc::clone(&tripwire);
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("a listener");
             while let Ok((client, _)) = listener.accept().await {
@@ -39,14 +54,23 @@ impl TcpProxy {
                     continue; // cut: the connection is dropped at once
                 }
                 let target = target.clone();
+                let armed = Arc::clone(&armed);
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&target).await else {
                         return;
                     };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = state.wait_for(|open| !*open) => {}
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let tripped = tokio::select! {
+                        tripped = forward(&mut client_read, &mut server_write, &armed) => tripped,
+                        _ = tokio::io::copy(&mut server_read, &mut client_write) => false,
+                        _ = state.wait_for(|open| !*open) => false,
+                    };
+                    if tripped {
+                        // The client loses the connection now; the server keeps it a moment
+                        // longer, so it surely acts on what it was sent.
+                        drop((client_read, client_write));
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     }
                 });
             }
@@ -54,8 +78,19 @@ impl TcpProxy {
         Self {
             address,
             open,
+            tripwire,
             runtime: Some(runtime),
         }
+    }
+
+    /// Arms a one-shot fault: the next time a client that has sent `after` sends `then`, those
+    /// bytes reach the server and the connection is dropped before the server's answer comes
+    /// back (a `COMMIT` that happens, with its answer lost).
+    pub fn drop_answer_to(&self, then: &[u8], after: &[u8]) {
+        *self.tripwire.lock().unwrap() = Some(Fault {
+            after: after.to_vec(),
+            then: then.to_vec(),
+        });
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -69,6 +104,44 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.open.send_replace(true);
+    }
+}
+
+/// Copies client bytes to the server until either side closes (`false`), or until the
+/// tripwire's bytes went through (`true`).
+async fn forward(
+    client: &mut tokio::net::tcp::OwnedReadHalf,
+    server: &mut tokio::net::tcp::OwnedWriteHalf,
+    tripwire: &Tripwire,
+) -> bool {
+    let contains =
+        |bytes: &[u8], pattern: &[u8]| bytes.windows(pattern.len()).any(|w| w == pattern);
+    let mut buffer = vec![0; 16 * 1024];
+    let mut primed = false;
+    loop {
+        let read = match client.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => read,
+        };
+        let bytes = &buffer[..read];
+        if server.write_all(bytes).await.is_err() {
+            return false;
+        }
+        let tripped = {
+            let mut armed = tripwire.lock().unwrap();
+            let hit = armed.as_ref().is_some_and(|fault| {
+                let hit = primed && contains(bytes, &fault.then);
+                primed |= contains(bytes, &fault.after);
+                hit
+            });
+            if hit {
+                *armed = None;
+            }
+            hit
+        };
+        if tripped {
+            return true;
+        }
     }
 }
 

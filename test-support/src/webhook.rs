@@ -2,6 +2,7 @@
 //! was sent, so tests can make it fail, recover, or refuse.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,6 +19,8 @@ struct Script {
     /// Statuses to answer, in order; `then` once they are used up.
     statuses: Vec<u16>,
     then: u16,
+    /// How long each call takes to answer.
+    delay: Duration,
     received: Vec<Value>,
     calls: usize,
 }
@@ -54,6 +57,11 @@ impl FakeWebhook {
         self.script.lock().unwrap().received.clone()
     }
 
+    /// Makes every later call take `delay` before it answers (a slow Slack).
+    pub fn set_delay(&self, delay: Duration) {
+        self.script.lock().unwrap().delay = delay;
+    }
+
     /// Every request, failed or not.
     pub fn calls(&self) -> usize {
         self.script.lock().unwrap().calls
@@ -61,6 +69,8 @@ impl FakeWebhook {
 }
 
 async fn receive(State(script): State<Arc<Mutex<Script>>>, body: Bytes) -> Response {
+    let delay = script.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
     let mut script = script.lock().unwrap();
     let status = if script.calls < script.statuses.len() {
         script.statuses[script.calls]

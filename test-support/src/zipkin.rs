@@ -21,6 +21,8 @@ use crate::server::TestServer;
 /// Spans received by the in-test Zipkin, and what was wrong with any of them.
 #[derive(Default)]
 struct Received {
+    /// How long the receiver takes to answer each batch (a slow collector).
+    delay: Duration,
     spans: Vec<Value>,
     violations: Vec<String>,
 }
@@ -49,6 +51,11 @@ impl ZipkinReceiver {
 
     pub fn spans(&self) -> Vec<Value> {
         self.received.lock().unwrap().spans.clone()
+    }
+
+    /// Makes the receiver take `delay` to answer each later batch.
+    pub fn set_delay(&self, delay: Duration) {
+        self.received.lock().unwrap().delay = delay;
     }
 
     /// Every way a received span broke Zipkin's v2 model.
@@ -89,6 +96,8 @@ impl ZipkinReceiver {
 }
 
 async fn receive(State(received): State<Arc<Mutex<Received>>>, body: Bytes) -> StatusCode {
+    let delay = received.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
     let spans = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Array(spans)) => spans,
         _ => {

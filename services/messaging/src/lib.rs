@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod dead_letters;
 pub mod events;
 pub mod publisher;
 pub mod topology;

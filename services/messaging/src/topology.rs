@@ -30,6 +30,9 @@ pub const USER_QUEUE: ConsumerQueue = ConsumerQueue {
     routing_key: CREATE_USER,
 };
 
+/// Every queue a consumer of the stack reads.
+pub const CONSUMER_QUEUES: [ConsumerQueue; 2] = [SLACK_QUEUE, USER_QUEUE];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Topic,

@@ -64,8 +64,14 @@ where
     })
 }
 
-/// Every service of the stack, in start order.
-fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Vec<Launch>, String> {
+/// Every service of the stack, in start order. The gateway stops on `stop_front`, the others
+/// on `stop_back`, so that on shutdown the gateway drains its requests while the services
+/// behind it still answer.
+fn launches(
+    config: &TelemetryConfig,
+    stop_front: &watch::Receiver<bool>,
+    stop_back: &watch::Receiver<bool>,
+) -> Result<Vec<Launch>, String> {
     Ok(vec![
         launch(
             gateway::SERVICE_NAME,
@@ -74,7 +80,7 @@ fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Ve
             |settings| settings.listen,
             gateway::run,
             config,
-            stop,
+            stop_front,
         )?,
         launch(
             user::SERVICE_NAME,
@@ -83,7 +89,7 @@ fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Ve
             |settings| settings.listen,
             user::run,
             config,
-            stop,
+            stop_back,
         )?,
         launch(
             slack::SERVICE_NAME,
@@ -92,7 +98,7 @@ fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Ve
             |settings| settings.listen,
             slack::startup::run,
             config,
-            stop,
+            stop_back,
         )?,
         launch(
             user::QUEUE_SERVICE_NAME,
@@ -101,7 +107,7 @@ fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Ve
             |settings| settings.listen,
             user::queue::run,
             config,
-            stop,
+            stop_back,
         )?,
         launch(
             slack::QUEUE_SERVICE_NAME,
@@ -110,7 +116,7 @@ fn launches(config: &TelemetryConfig, stop: &watch::Receiver<bool>) -> Result<Ve
             |settings| settings.listen,
             slack::queue::run,
             config,
-            stop,
+            stop_back,
         )?,
     ])
 }
@@ -126,8 +132,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (stop, stop_receiver) = watch::channel(false);
-    let launches = match launches(&config, &stop_receiver) {
+    let (stop_front, stop_front_receiver) = watch::channel(false);
+    let (stop_back, stop_back_receiver) = watch::channel(false);
+    let launches = match launches(&config, &stop_front_receiver, &stop_back_receiver) {
         Ok(launches) => launches,
         Err(error) => {
             eprintln!("stack: {error}");
@@ -168,28 +175,37 @@ fn main() -> ExitCode {
         .collect();
     drop(finished);
 
-    // Wait for a stop signal or for a service to end on its own; either stops them all.
+    // A stop signal stops the gateway, then, once it has drained, the rest. A service that
+    // ends on its own stops them all at once.
     let failed = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime for the launcher")
         .block_on(async move {
             let mut failed = false;
-            tokio::select! {
-                () = service_kit::serve::shutdown_signal() => {}
-                Some((name, outcome)) = finished_receiver.recv() => {
-                    if let Err(error) = outcome {
-                        eprintln!("stack: {name} stopped: {error}");
-                        failed = true;
-                    }
-                }
-            }
-            stop.send_replace(true);
-            while let Some((name, outcome)) = finished_receiver.recv().await {
+            let mut report = |(name, outcome): (&str, Result<(), String>)| {
                 if let Err(error) = outcome {
                     eprintln!("stack: {name} stopped: {error}");
                     failed = true;
                 }
+            };
+            tokio::select! {
+                () = service_kit::serve::shutdown_signal() => {
+                    stop_front.send_replace(true);
+                    while let Some(finished) = finished_receiver.recv().await {
+                        let gateway_done = finished.0 == gateway::SERVICE_NAME;
+                        report(finished);
+                        if gateway_done {
+                            break;
+                        }
+                    }
+                }
+                Some(finished) = finished_receiver.recv() => report(finished),
+            }
+            stop_front.send_replace(true);
+            stop_back.send_replace(true);
+            while let Some(finished) = finished_receiver.recv().await {
+                report(finished);
             }
             failed
         });

@@ -1,12 +1,15 @@
 //! Faults under load, through proxies each test controls (so tests running in parallel are
-//! unaffected): a bounded load of `POST /user` through the gateway while RabbitMQ or Redis goes
-//! away and comes back. Every created user must be announced in `#user` exactly once.
+//! unaffected): a bounded load of `POST /user` through the gateway while Postgres, RabbitMQ or
+//! Redis goes away and comes back. Every created user must be announced in `#user` exactly
+//! once; a request that was not created must have left nothing behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use messaging::topology;
 use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
 use test_support::{ServiceProcess, TcpProxy};
 use tokio::sync::Mutex;
 
@@ -47,6 +50,10 @@ async fn load(
                         .map(|response| response.status().as_u16())
                         .unwrap_or(0);
                     answers.lock().await.insert(email, status);
+                    if status == 0 {
+                        // Nobody answers (the stack is stopping): do not spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             })
         })
@@ -107,9 +114,8 @@ async fn start(environment: &Environment, extra: &[(&'static str, String)]) -> S
     stack
 }
 
-/// Runs a load while `proxy` is cut for a second in the middle of it, and checks that every
-/// created user is announced exactly once.
-async fn every_user_is_announced_once_across(environment: &Environment, proxy: &TcpProxy) {
+/// Runs a load of 8 clients for 3 s while `proxy` is cut for the middle second.
+async fn load_across_a_cut(environment: &Environment, proxy: &TcpProxy) -> BTreeMap<String, u16> {
     let gateway = Environment::url(environment.gateway_port);
     let token = environment.token("load");
     let (answers, ()) = tokio::join!(load(&gateway, &token, 8, Duration::from_secs(3)), async {
@@ -118,6 +124,27 @@ async fn every_user_is_announced_once_across(environment: &Environment, proxy: &
         tokio::time::sleep(Duration::from_secs(1)).await;
         proxy.restore();
     });
+    answers
+}
+
+/// Checks that each user in `created` is announced in `#user` exactly once, and nothing else.
+async fn assert_announced_once_each(environment: &Environment, created: &[&String]) {
+    let counts = announcements(environment, created.len()).await;
+    for email in created {
+        let text = format!("User {email} created");
+        assert_eq!(counts.get(&text), Some(&1), "{text}");
+    }
+    assert_eq!(
+        counts.values().sum::<usize>(),
+        created.len(),
+        "nothing else was announced"
+    );
+}
+
+/// Runs a load while `proxy`, which is not on the request path, is cut for a second in the
+/// middle of it, and checks that every request succeeds and every user is announced once.
+async fn every_user_is_announced_once_across(environment: &Environment, proxy: &TcpProxy) {
+    let answers = load_across_a_cut(environment, proxy).await;
     let created: Vec<&String> = answers
         .iter()
         .filter(|(_, status)| **status == 201)
@@ -136,17 +163,56 @@ async fn every_user_is_announced_once_across(environment: &Environment, proxy: &
         "a load of {} requests only",
         created.len()
     );
+    assert_announced_once_each(environment, &created).await;
+}
 
-    let counts = announcements(environment, created.len()).await;
-    for email in &created {
-        let text = format!("User {email} created");
-        assert_eq!(counts.get(&text), Some(&1), "{text}");
+#[tokio::test]
+async fn postgres_cut_mid_load_is_201_with_one_announcement_or_5xx_with_nothing() {
+    let environment = Environment::new().await;
+    let proxy = TcpProxy::start(&test_support::postgres::server_address());
+    let stack = start(
+        &environment,
+        &[(
+            "DATABASE_URL",
+            environment.database.url_via(&proxy.address().to_string()),
+        )],
+    )
+    .await;
+    let answers = load_across_a_cut(&environment, &proxy).await;
+
+    // What the database holds, read past the proxy.
+    let mut connection = database(&environment).await;
+    let stored: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM users")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut created = Vec::new();
+    for (email, status) in &answers {
+        match status {
+            201 => {
+                assert!(
+                    stored.contains(email),
+                    "{email} was answered 201 but not stored"
+                );
+                created.push(email);
+            }
+            500..=599 => assert!(
+                !stored.contains(email),
+                "{email} was answered {status} but stored"
+            ),
+            _ => panic!("{email} was answered {status}: neither created nor a clear 5xx"),
+        }
     }
-    assert_eq!(
-        counts.values().sum::<usize>(),
-        created.len(),
-        "nothing else was announced"
+    assert!(
+        created.len() > 20,
+        "a load of {} requests only",
+        created.len()
     );
+    assert_announced_once_each(&environment, &created).await;
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
 }
 
 #[tokio::test]
@@ -176,6 +242,112 @@ async fn redis_cut_mid_load_means_retries_and_no_lost_announcement() {
     )
     .await;
     every_user_is_announced_once_across(&environment, &proxy).await;
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
+}
+
+/// How many messages `#user` holds now.
+async fn announcements_now(environment: &Environment) -> usize {
+    let key = format!("{}channel:#user", environment.redis.prefix());
+    let mut redis = environment.redis.connection().await;
+    redis::AsyncCommands::llen(&mut redis, &key).await.unwrap()
+}
+
+/// A connection to the test database, past any proxy.
+async fn database(environment: &Environment) -> PgConnection {
+    PgConnection::connect(&environment.database.url())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_what_is_in_flight_and_loses_nothing() {
+    let environment = Environment::new().await;
+    // A slow Slack: slack-queue holds messages in hand and a backlog waits in its queue.
+    environment.webhook.set_delay(Duration::from_millis(300));
+    let stack = start(&environment, &[]).await;
+    let gateway = Environment::url(environment.gateway_port);
+    let token = environment.token("load");
+    let (answers, exit) = tokio::join!(load(&gateway, &token, 8, Duration::from_secs(4)), async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stack.terminate();
+        stack.wait(Duration::from_secs(30)).await
+    });
+    assert_eq!(exit.code, Some(0), "a clean exit");
+
+    // In-flight requests completed: each was created, or never reached the stack.
+    let mut connection = database(&environment).await;
+    let stored: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM users")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut created = Vec::new();
+    for (email, status) in &answers {
+        match status {
+            201 => created.push(email),
+            0 => assert!(
+                !stored.contains(email),
+                "{email} was stored but its answer lost"
+            ),
+            _ => panic!("{email} was answered {status} during shutdown"),
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        created.len(),
+        "every stored user was answered 201"
+    );
+    assert!(
+        created.len() > 20,
+        "a load of {} requests only",
+        created.len()
+    );
+
+    // The spans of every answered request were flushed before the exit.
+    let answered_spans = environment
+        .zipkin
+        .spans()
+        .iter()
+        .filter(|span| {
+            span["localEndpoint"]["serviceName"] == "gateway"
+                && span["kind"] == "SERVER"
+                && span["tags"]["http.response.status_code"] == "201"
+        })
+        .count();
+    assert_eq!(answered_spans, created.len(), "a gateway span per 201");
+
+    // Messages in hand were finished and acknowledged, the others stayed queued: each event is
+    // announced, queued or still in the outbox, exactly one of the three.
+    let announced = announcements_now(&environment).await;
+    let queue = topology::SLACK_QUEUE;
+    let queued = environment.vhost.count(queue.name).await
+        + environment.vhost.count(&queue.retry_queue()).await;
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert!(queued > 0, "the slow webhook left a backlog in the queue");
+    assert_eq!(
+        announced + queued as usize + unsent as usize,
+        created.len(),
+        "{announced} announced, {queued} queued, {unsent} in the outbox"
+    );
+
+    // Started again, the stack announces the rest: every user once, every webhook call once.
+    environment.webhook.set_delay(Duration::ZERO);
+    let stack = start(&environment, &[]).await;
+    assert_announced_once_each(&environment, &created).await;
+    let mut deliveries = BTreeMap::new();
+    for body in environment.webhook.delivered() {
+        *deliveries.entry(body["text"].to_string()).or_insert(0) += 1;
+    }
+    assert!(
+        deliveries.values().all(|count| *count == 1),
+        "{deliveries:?}"
+    );
+    assert_eq!(deliveries.len(), created.len());
     stack.terminate();
     assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
 }

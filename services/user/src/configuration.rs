@@ -17,6 +17,10 @@ pub struct Settings {
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long a request waits for a connection before it
     /// answers 503.
     pub acquire_timeout: Duration,
+    /// `DATABASE_RETRY_BUDGET_MS`: how long a write that lost its connection is retried
+    /// before the request answers 503. Keep it, plus the acquire timeout, under the gateway's
+    /// `UPSTREAM_TIMEOUT_MS`.
+    pub retry_budget: Duration,
     /// `AMQP_URL`: where the outbox relay publishes events.
     pub amqp_url: String,
     /// `OUTBOX_POLL_INTERVAL_MS`: how often the relay looks for events when no notification
@@ -53,6 +57,11 @@ impl Settings {
                 .max(1),
             acquire_timeout: Duration::from_millis(lookup.parse(
                 "DATABASE_ACQUIRE_TIMEOUT_MS",
+                2000,
+                "expected milliseconds",
+            )?),
+            retry_budget: Duration::from_millis(lookup.parse(
+                "DATABASE_RETRY_BUDGET_MS",
                 2000,
                 "expected milliseconds",
             )?),

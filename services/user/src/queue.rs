@@ -105,7 +105,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = startup::connect_with_retry(&settings.database).await?;
-    let store = UserStore::new(pool.clone());
+    let store = UserStore::new(pool.clone(), settings.database.retry_budget);
     let (stop, stopped) = watch::channel(false);
     let status = ConsumerStatus::default();
 

@@ -161,7 +161,7 @@ pub async fn run(
     ));
     let app = app(
         AppState {
-            store: UserStore::new(pool),
+            store: UserStore::new(pool, settings.retry_budget),
         },
         &metrics,
     );

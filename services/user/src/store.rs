@@ -3,6 +3,8 @@
 
 use messaging::events::{UserCreated, UserSnapshot};
 use messaging::topology;
+use std::time::{Duration, Instant};
+
 use sqlx::PgPool;
 use telemetry::db::DbOperation;
 
@@ -105,14 +107,19 @@ const PING: DbOperation = DbOperation {
     query: "SELECT 1",
 };
 
+/// The pause between two attempts of a write that lost its connection.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone)]
 pub struct UserStore {
     pool: PgPool,
+    /// How long a write is retried while Postgres cannot be reached.
+    retry_budget: Duration,
 }
 
 impl UserStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, retry_budget: Duration) -> Self {
+        Self { pool, retry_budget }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -120,9 +127,39 @@ impl UserStore {
     }
 
     /// Stores the user and its `user.created` event in one transaction: both or neither.
-    /// The event keeps the current trace context, so its publication joins this request's
-    /// trace.
+    ///
+    /// A connection lost mid-transaction is retried for `retry_budget`. When it was lost
+    /// during `COMMIT`, the first attempt may have committed: its id is remembered, and a
+    /// retry that meets the email already taken (the unique index waits for the earlier
+    /// transaction to finish, so this cannot race) answers with that row if it is ours. So a
+    /// lost answer never turns a created user into a 409, or into a second user.
     pub async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
+        let deadline = Instant::now() + self.retry_budget;
+        let mut assigned = Vec::new();
+        loop {
+            match self.insert_with_event(user, &mut assigned).await {
+                Err(StoreError::Unavailable(error)) if Instant::now() < deadline => {
+                    tracing::warn!(%error, "lost Postgres while creating a user; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(StoreError::DuplicateEmail) if !assigned.is_empty() => {
+                    return match self.find_by_email(user.email.as_str()).await? {
+                        Some(existing) if assigned.contains(&existing.id) => Ok(existing),
+                        _ => Err(StoreError::DuplicateEmail),
+                    };
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt of [`UserStore::create`]; the id the database gave the row, if it got
+    /// that far, goes into `assigned`.
+    async fn insert_with_event(
+        &self,
+        user: &NewUser,
+        assigned: &mut Vec<i64>,
+    ) -> Result<User, StoreError> {
         let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
             .unwrap_or_else(|_| "{}".to_owned());
         let mut transaction = BEGIN.run(self.pool.begin()).await?;
@@ -134,6 +171,7 @@ impl UserStore {
                     .fetch_one(&mut *transaction),
             )
             .await?;
+        assigned.push(created.id);
         let event = UserCreated::new(UserSnapshot {
             id: created.id,
             name: created.name.clone(),

@@ -25,6 +25,9 @@ pub struct Options {
     pub postgres_server: Option<String>,
     /// `host:port`: another way to the test RabbitMQ (a proxy).
     pub amqp_address: Option<String>,
+    /// How long a write that lost Postgres is retried; none by default, so a lost connection
+    /// answers 503 at once.
+    pub retry_budget: Option<Duration>,
 }
 
 /// A service whose spans go nowhere.
@@ -66,6 +69,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         database_url,
         max_connections: 5,
         acquire_timeout: Duration::from_secs(1),
+        retry_budget: options.retry_budget.unwrap_or_default(),
         amqp_url,
         outbox_poll_interval: Duration::from_millis(200),
     };
@@ -141,6 +145,7 @@ pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
             database_url: app.database.url(),
             max_connections: 5,
             acquire_timeout: Duration::from_secs(1),
+            retry_budget: Duration::ZERO,
             amqp_url: app.vhost.amqp_url(),
             outbox_poll_interval: Duration::from_millis(200),
         },

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
 use test_support::TcpProxy;
 
 use crate::helpers::{Options, spawn_app_with, unique_email};
@@ -73,4 +74,69 @@ async fn start_up_waits_for_postgres() {
     );
     assert!(started.elapsed() >= restore_after);
     app.create_user("patient", &unique_email()).await;
+}
+
+/// The user rows and the outbox events stored for `email`, read past any proxy.
+async fn stored_for(app: &crate::helpers::TestApp, email: &str) -> (Vec<i64>, i64) {
+    let mut database = PgConnection::connect(&app.database.url()).await.unwrap();
+    let users = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_all(&mut database)
+        .await
+        .unwrap();
+    let events = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE payload::jsonb -> 'user' ->> 'email' = $1",
+    )
+    .bind(email)
+    .fetch_one(&mut database)
+    .await
+    .unwrap();
+    (users, events)
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_is_answered_201_with_one_user_and_one_event() {
+    let proxy = postgres_proxy();
+    let app = spawn_app_with(Options {
+        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
+        retry_budget: Some(Duration::from_secs(5)),
+        ..Options::default()
+    })
+    .await;
+    let email = unique_email();
+    // The COMMIT of the transaction that wrote an event reaches Postgres; its answer does not.
+    proxy.drop_answer_to(b"COMMIT", b"INSERT INTO outbox");
+    let response = app
+        .post_user(&json!({"name": "lost answer", "email": email}))
+        .await;
+    assert_eq!(response.status(), 201, "the retry found the committed row");
+    let created: Value = response.json().await.unwrap();
+    let (users, events) = stored_for(&app, &email).await;
+    assert_eq!(
+        users,
+        [created["id"].as_i64().unwrap()],
+        "one user, the one answered"
+    );
+    assert_eq!(events, 1, "one event");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_retries_a_lost_commit_answer_is_a_503_for_a_stored_user() {
+    // Why the retry exists: the answer says "unavailable", yet the user was stored.
+    let proxy = postgres_proxy();
+    let app = spawn_app_with(Options {
+        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
+        ..Options::default()
+    })
+    .await;
+    let email = unique_email();
+    proxy.drop_answer_to(b"COMMIT", b"INSERT INTO outbox");
+    let response = app
+        .post_user(&json!({"name": "lost answer", "email": email}))
+        .await;
+    assert_eq!(response.status(), 503);
+    let (users, events) = stored_for(&app, &email).await;
+    assert_eq!((users.len(), events), (1, 1));
+    app.stop().await;
 }

@@ -7,7 +7,7 @@ use telemetry::{TelemetryConfig, TracesExporter};
 use test_support::{OtlpReceiver, ZipkinReceiver};
 
 use crate::helpers::{
-    Options, spawn_app, spawn_app_exporting_to_zipkin, spawn_app_with, unique_email,
+    Options, TestApp, spawn_app, spawn_app_exporting_to_zipkin, spawn_app_with, unique_email,
 };
 
 fn trace_id(response: &reqwest::Response) -> String {
@@ -191,12 +191,35 @@ async fn an_unreachable_collector_neither_fails_nor_slows_requests() {
         .unwrap();
     let app = spawn_app_exporting_to_zipkin(format!("http://{closed}/api/v2/spans")).await;
     // The batch exporter sends every 5 s: go on across at least one failed export.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    assert_requests_unaffected(&app, Duration::from_secs(6)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_collector_neither_fails_nor_slows_requests() {
+    let zipkin = ZipkinReceiver::start();
+    zipkin.set_delay(Duration::from_secs(4));
+    let app = spawn_app_exporting_to_zipkin(zipkin.endpoint()).await;
+    // Across the first export (after 5 s), which the collector holds for 4 s.
+    assert_requests_unaffected(&app, Duration::from_secs(8)).await;
+    // The spans went out all the same, at the collector's pace.
+    zipkin
+        .wait_for(Duration::from_secs(15), "the slow batch", |spans| {
+            spans.iter().any(|span| span["name"] == "post /user")
+        })
+        .await;
+    app.stop().await;
+}
+
+/// Creates users for `duration`, each answered 201 well within a second, and the service
+/// alive at the end.
+async fn assert_requests_unaffected(app: &TestApp, duration: Duration) {
+    let deadline = tokio::time::Instant::now() + duration;
     let mut requests = 0;
     while tokio::time::Instant::now() < deadline {
         let started = std::time::Instant::now();
         let response = app
-            .post_user(&json!({"name": "unexported", "email": unique_email()}))
+            .post_user(&json!({"name": "exported late", "email": unique_email()}))
             .await;
         assert_eq!(response.status(), 201);
         assert!(
@@ -208,5 +231,4 @@ async fn an_unreachable_collector_neither_fails_nor_slows_requests() {
     }
     assert!(requests > 10);
     assert_eq!(app.get("/health/live").await.status(), 200);
-    app.stop().await;
 }
