@@ -15,21 +15,26 @@ COPY services/user/Cargo.toml services/user/
 COPY services/slack/Cargo.toml services/slack/
 COPY services/gateway/Cargo.toml services/gateway/
 COPY services/stack/Cargo.toml services/stack/
+COPY benches/Cargo.toml benches/
+COPY bdd/Cargo.toml bdd/
 RUN for crate in telemetry test-support services/kit services/messaging services/user \
-        services/slack services/gateway services/stack; do \
+        services/slack services/gateway services/stack benches; do \
         mkdir -p "$crate/src/bin" && echo "" > "$crate/src/lib.rs" && echo "fn main() {}" > "$crate/src/main.rs"; \
     done \
+    && mkdir -p bdd/tests benches/benches \
+    && touch bdd/tests/features.rs benches/benches/telemetry.rs benches/benches/stack.rs \
     && for bin in services/kit/src/bin/probe services/user/src/bin/user-queue \
         services/slack/src/bin/slack-queue services/gateway/src/bin/mint-token \
-        services/messaging/src/bin/replay-dead-letters; do \
+        services/messaging/src/bin/replay-dead-letters benches/src/bin/load; do \
         echo "fn main() {}" > "$bin.rs"; \
     done \
     && cargo build --release --locked --bins \
-    && rm -rf telemetry test-support services
+    && rm -rf telemetry test-support services benches bdd
 
 # The real sources.
 COPY . .
 RUN touch -c telemetry/src/lib.rs test-support/src/lib.rs services/*/src/lib.rs services/*/src/main.rs \
+        benches/src/lib.rs \
     && cargo build --release --locked --bins
 
 FROM debian:bookworm-slim AS runtime

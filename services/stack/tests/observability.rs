@@ -382,6 +382,29 @@ fn the_dockerfile_is_clean_under_hadolint() {
 }
 
 #[test]
+fn the_dockerfile_copies_every_workspace_member_for_its_dependency_layer() {
+    // Without a member's manifest the image's first `cargo build --locked` cannot load the
+    // workspace; hadolint cannot tell.
+    let manifest = std::fs::read_to_string(repository().join("Cargo.toml")).unwrap();
+    let members = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(members, _)| members)
+        .expect("a members list");
+    let dockerfile = std::fs::read_to_string(repository().join("Dockerfile")).unwrap();
+    let members: Vec<&str> = members
+        .split(',')
+        .map(|member| member.trim().trim_matches('"'))
+        .filter(|member| !member.is_empty())
+        .collect();
+    assert!(members.len() >= 8, "{members:?}");
+    for member in members {
+        let copy = format!("COPY {member}/Cargo.toml {member}/");
+        assert!(dockerfile.contains(&copy), "the Dockerfile lacks `{copy}`");
+    }
+}
+
+#[test]
 fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
     let text = std::fs::read_to_string(repository().join("otel-collector/config.yaml")).unwrap();
     let config: Value =
