@@ -171,6 +171,14 @@ impl Telemetry {
         &self.metrics
     }
 
+    /// Runs `f` with this pipeline as the current thread's tracing dispatch and metrics
+    /// recorder: for benchmarks and tools that drive a service on a runtime of their own (a
+    /// current-thread runtime polls everything on the calling thread). Queued spans are not
+    /// flushed here; [`Telemetry::run`] is how services run.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        tracing::dispatcher::with_default(&self.dispatch, || self.metrics.record(f))
+    }
+
     /// Runs `service` to completion on a runtime whose threads use this pipeline, then flushes
     /// the spans still queued. A panic in `service` is passed on after the flush.
     pub fn run<F>(self, service: F) -> Result<F::Output, TelemetryError>

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The README's load figures, measured side by side on this machine:
+#   1. the stack (five release processes) under `load`: POST /user through the gateway at a fixed
+#      number of connections, with full telemetry (100 % sampling, spans exported to the load
+#      driver's Zipkin stand-in), then again with tracing off; every created user's Slack
+#      message must arrive (the stack's webhook points at the driver's Slack stand-in);
+#   2. pgbench running the same transaction (insert a user and an outbox row) on the same
+#      Postgres, for the ratio.
+# Peak RSS of each process is read from /proc. Results go to target/load/.
+#
+#   benches/run-load.sh                      # 16 connections, 20 s per run
+#   CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
+#
+# Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the README's
+# set-up, and pgbench (Debian: postgresql-contrib, or the postgresql package itself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNECTIONS=${CONNECTIONS:-16}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
+MANAGEMENT=${MANAGEMENT:-http://127.0.0.1:15672}
+OUT=target/load
+BIN=target/release
+SLACK_LISTEN=127.0.0.1:19999
+COLLECTOR_LISTEN=127.0.0.1:19411
+mkdir -p "$OUT"
+
+for tool in pgbench psql curl redis-cli python3; do
+    command -v "$tool" >/dev/null || { echo "run-load: $tool is missing" >&2; exit 2; }
+done
+
+cargo build --release -p gateway -p user -p slack -p benchmarks --bins
+
+PIDS=()
+stop_stack() {
+    if ((${#PIDS[@]})); then
+        kill -TERM "${PIDS[@]}" 2>/dev/null || true
+        wait "${PIDS[@]}" 2>/dev/null || true
+    fi
+    PIDS=()
+}
+trap stop_stack EXIT
+
+# A fresh database, vhost and Redis prefix for a run.
+fresh_dependencies() {
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest WITH (FORCE)"
+    curl -sf -u guest:guest -X DELETE "$MANAGEMENT/api/vhosts/loadtest" >/dev/null || true
+    curl -sf -u guest:guest -X PUT "$MANAGEMENT/api/vhosts/loadtest" >/dev/null
+    curl -sf -u guest:guest -X PUT -H 'content-type: application/json' \
+        -d '{"configure":".*","write":".*","read":".*"}' \
+        "$MANAGEMENT/api/permissions/loadtest/guest" >/dev/null
+    redis-cli --scan --pattern 'loadtest:*' | xargs -r redis-cli del >/dev/null
+}
+
+# run_stack MODE: starts the stack with telemetry MODE (on|off), loads it, records RSS.
+run_stack() {
+    local mode=$1
+    fresh_dependencies
+    local -a common=(
+        LISTEN_HOST=127.0.0.1 GATEWAY_PORT=18100 USER_PORT=18101 SLACK_PORT=18102
+        USER_QUEUE_PORT=19101 SLACK_QUEUE_PORT=19102
+        USER_URL=http://127.0.0.1:18101 SLACK_URL=http://127.0.0.1:18102
+        USER_QUEUE_URL=http://127.0.0.1:19101 SLACK_QUEUE_URL=http://127.0.0.1:19102
+        DATABASE_URL="$PG/loadtest" AMQP_URL="$AMQP/loadtest" REDIS_KEY_PREFIX=loadtest:
+        SLACK_WEBHOOK_URL="http://$SLACK_LISTEN/services/T000/B000/XXXX"
+        RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 LOG_FORMAT=json
+    )
+    if [[ $mode == on ]]; then
+        common+=(OTEL_TRACES_EXPORTER=zipkin OTEL_TRACES_SAMPLER=always_on
+            OTEL_EXPORTER_ZIPKIN_ENDPOINT="http://$COLLECTOR_LISTEN/api/v2/spans")
+    else
+        common+=(OTEL_TRACES_EXPORTER=none OTEL_TRACES_SAMPLER=always_off)
+    fi
+    local -a services=(user slack user-queue slack-queue gateway)
+    for service in "${services[@]}"; do
+        env "${common[@]}" "$BIN/$service" >"$OUT/$mode-$service.log" 2>&1 &
+        PIDS+=($!)
+    done
+    for port in 18101 18102 19101 19102 18100; do
+        for _ in $(seq 600); do
+            curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break
+            sleep 0.1
+        done
+        curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null \
+            || { echo "run-load: port $port never got ready; see $OUT/$mode-*.log" >&2; exit 1; }
+    done
+
+    local status=0
+    "$BIN/load" --url http://127.0.0.1:18100 --token "$("$BIN/mint-token" load)" \
+        --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
+        --slack-listen "$SLACK_LISTEN" --collector-listen "$COLLECTOR_LISTEN" \
+        --label "telemetry $mode" --json "$OUT/$mode.json" || status=$?
+
+    : >"$OUT/$mode-rss.txt"
+    for i in "${!services[@]}"; do
+        echo "${services[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$mode-rss.txt"
+    done
+    stop_stack
+    return $status
+}
+
+# pgbench: the same transaction as POST /user, on a database with the same schema.
+run_pgbench() {
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)" \
+        -c "CREATE DATABASE loadtest_pgbench"
+    for migration in services/user/migrations/*.sql; do
+        psql -q "$PG/loadtest_pgbench" -f "$migration" >/dev/null
+    done
+    cat >"$OUT/insert-user.sql" <<'SQL'
+BEGIN;
+INSERT INTO users (name, email) VALUES ('Load Test', 'pgbench-' || gen_random_uuid() || '@example.com') RETURNING id, name, email, created_at;
+INSERT INTO outbox (id, exchange, routing_key, payload, trace_context) VALUES (gen_random_uuid(), 'users', 'user.created', '{"type":"user.created"}', '{}');
+COMMIT;
+SQL
+    pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -T "$SECONDS_PER_RUN" \
+        -f "$OUT/insert-user.sql" "$PG/loadtest_pgbench" | tee "$OUT/pgbench.txt"
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)"
+}
+
+failed=0
+run_stack on || failed=1
+run_stack off || failed=1
+run_pgbench
+
+python3 - "$OUT" "$CONNECTIONS" <<'PY'
+import json, re, sys
+out, connections = sys.argv[1], sys.argv[2]
+tps = float(re.search(r"tps = ([0-9.]+)", open(f"{out}/pgbench.txt").read()).group(1))
+runs = {mode: json.load(open(f"{out}/{mode}.json")) for mode in ("on", "off")}
+print(f"\nPOST /user through the gateway, {connections} connections; pgbench {tps:.0f} tps\n")
+print("| telemetry | req/s | % of pgbench | p50 ms | p95 ms | p99 ms | Slack messages | spans exported |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for mode, run in runs.items():
+    s, slack = run["summary"], run["slack"]
+    print(f"| {mode} | {s['throughput']:.0f} | {100 * s['throughput'] / tps:.0f} % | {s['p50_ms']:.2f} | "
+          f"{s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {slack['arrived']}/{slack['created']} | {run['spans'] or 0} |")
+on, off = runs["on"]["summary"]["throughput"], runs["off"]["summary"]["throughput"]
+print(f"\ntracing on costs {100 * (off - on) / off:.1f} % of the throughput with it off\n")
+print("| process | peak RSS, telemetry on (MiB) | off (MiB) |")
+print("| --- | ---: | ---: |")
+rss = {mode: dict(line.split() for line in open(f"{out}/{mode}-rss.txt")) for mode in ("on", "off")}
+for service in rss["on"]:
+    print(f"| {service} | {int(rss['on'][service]) / 1024:.1f} | {int(rss['off'][service]) / 1024:.1f} |")
+PY
+exit $failed

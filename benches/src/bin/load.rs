@@ -1,0 +1,271 @@
+//! `load`: a fixed number of connections posting users through the gateway as fast as they
+//! are answered, every email unique. A progress line while it runs, a table at the end, and
+//! then the check that matters: every created user's "User <email> created" reached Slack,
+//! once. For that, and to count exported spans, it serves stand-ins for Slack and Zipkin that
+//! the stack is pointed at (see `benches/run-load.sh`).
+//!
+//! ```text
+//! load --url http://127.0.0.1:8100 --token "$(mint-token load)" --connections 16 --seconds 20 \
+//!      [--warmup 3] [--slack-listen 127.0.0.1:19999] [--collector-listen 127.0.0.1:19411] \
+//!      [--label NAME] [--json FILE] [--delivery-timeout 120]
+//! ```
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use benchmarks::report::Tally;
+use benchmarks::sinks::{CollectorSink, SlackSink};
+use serde_json::json;
+
+struct Options {
+    url: String,
+    token: String,
+    connections: usize,
+    seconds: u64,
+    warmup: u64,
+    slack_listen: Option<SocketAddr>,
+    collector_listen: Option<SocketAddr>,
+    label: String,
+    json: Option<String>,
+    delivery_timeout: u64,
+}
+
+const USAGE: &str = "usage: load --url URL --token TOKEN [--connections 16] [--seconds 20] \
+[--warmup 3] [--slack-listen ADDR] [--collector-listen ADDR] [--label NAME] [--json FILE] \
+[--delivery-timeout 120]";
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut options = Options {
+            url: String::new(),
+            token: std::env::var("TOKEN").unwrap_or_default(),
+            connections: 16,
+            seconds: 20,
+            warmup: 3,
+            slack_listen: None,
+            collector_listen: None,
+            label: "load".into(),
+            json: None,
+            delivery_timeout: 120,
+        };
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            let number = || value.parse::<u64>().map_err(|_| format!("{flag}: {value:?} is not a number"));
+            let address = || {
+                value
+                    .parse::<SocketAddr>()
+                    .map_err(|_| format!("{flag}: {value:?} is not host:port"))
+            };
+            match flag.as_str() {
+                "--url" => options.url = value.trim_end_matches('/').to_owned(),
+                "--token" => options.token = value,
+                "--connections" => options.connections = number()?.max(1) as usize,
+                "--seconds" => options.seconds = number()?.max(1),
+                "--warmup" => options.warmup = number()?,
+                "--slack-listen" => options.slack_listen = Some(address()?),
+                "--collector-listen" => options.collector_listen = Some(address()?),
+                "--label" => options.label = value,
+                "--json" => options.json = Some(value),
+                "--delivery-timeout" => options.delivery_timeout = number()?,
+                _ => return Err(format!("unknown flag {flag}")),
+            }
+        }
+        if options.url.is_empty() || options.token.is_empty() {
+            return Err("--url and --token (or TOKEN) are required".into());
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("load: {error}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(run(options)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("load: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the load and its checks; `Ok(false)` when a request failed or a message is missing.
+async fn run(options: Options) -> Result<bool, String> {
+    let slack = SlackSink::default();
+    if let Some(address) = options.slack_listen {
+        let sink = slack.clone();
+        let listening = tokio::spawn(async move { sink.serve(address).await });
+        fail_if_finished(listening, "the Slack stand-in", address).await?;
+    }
+    let collector = CollectorSink::default();
+    if let Some(address) = options.collector_listen {
+        let sink = collector.clone();
+        let listening = tokio::spawn(async move { sink.serve(address).await });
+        fail_if_finished(listening, "the collector stand-in", address).await?;
+    }
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let ping = format!("{}/ping", options.url);
+    client.get(&ping).send().await.map_err(|error| {
+        format!("the gateway does not answer at {ping} ({error}); start the stack first")
+    })?;
+
+    let run_id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or_default();
+    let target = format!("{}/user", options.url);
+    println!(
+        "load \"{}\": POST {target}, {} connections, {} s after {} s of warm-up",
+        options.label, options.connections, options.seconds, options.warmup
+    );
+    let progress = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let measured_from = started + Duration::from_secs(options.warmup);
+    let deadline = measured_from + Duration::from_secs(options.seconds);
+    let workers: Vec<_> = (0..options.connections)
+        .map(|worker| {
+            let (client, target, token) = (client.clone(), target.clone(), options.token.clone());
+            let progress = Arc::clone(&progress);
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut created = Vec::new();
+                for n in 0.. {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    let email = format!("load-{run_id}-{worker}-{n}@example.com");
+                    let status = client
+                        .post(&target)
+                        .bearer_auth(&token)
+                        .json(&json!({"name": "Load Test", "email": email}))
+                        .send()
+                        .await
+                        .map(|response| response.status().as_u16())
+                        .unwrap_or(0);
+                    if status == 201 {
+                        created.push(email);
+                    }
+                    if now >= measured_from {
+                        tally.record(status, now.elapsed());
+                        progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                (tally, created)
+            })
+        })
+        .collect();
+    let reporter = tokio::spawn(report_progress(Arc::clone(&progress), measured_from));
+
+    let mut tally = Tally::default();
+    let mut created = Vec::new();
+    for worker in workers {
+        let (worker_tally, worker_created) = worker.await.map_err(|error| error.to_string())?;
+        tally.merge(&worker_tally);
+        created.extend(worker_created);
+    }
+    reporter.abort();
+    eprintln!();
+    let summary = tally.summary(Duration::from_secs(options.seconds));
+    print!("{summary}");
+    let mut ok = summary.statuses.keys().all(|status| status == "201");
+
+    let mut delivery = serde_json::Value::Null;
+    if options.slack_listen.is_some() {
+        let (arrived, duplicated, waited) =
+            wait_for_slack(&slack, &created, Duration::from_secs(options.delivery_timeout)).await;
+        println!(
+            "  slack        {arrived}/{} users announced ({duplicated} more than once), {:.1} s after the load",
+            created.len(),
+            waited.as_secs_f64()
+        );
+        ok &= arrived == created.len() && duplicated == 0;
+        delivery = json!({"created": created.len(), "arrived": arrived, "duplicated": duplicated, "seconds_after_load": waited.as_secs_f64()});
+    }
+    let spans = options.collector_listen.map(|_| collector.spans());
+    if let Some(spans) = spans {
+        println!("  spans        {spans} received by the collector stand-in");
+    }
+    if let Some(path) = &options.json {
+        let line = json!({
+            "label": options.label,
+            "connections": options.connections,
+            "summary": summary,
+            "slack": delivery,
+            "spans": spans,
+        });
+        std::fs::write(path, format!("{line}\n")).map_err(|error| format!("{path}: {error}"))?;
+    }
+    Ok(ok)
+}
+
+/// A listener that ended within a moment could not bind.
+async fn fail_if_finished(
+    listening: tokio::task::JoinHandle<std::io::Result<()>>,
+    what: &str,
+    address: SocketAddr,
+) -> Result<(), String> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if listening.is_finished() {
+        let outcome = listening.await.map_err(|error| error.to_string())?;
+        return Err(format!("{what} cannot listen on {address}: {outcome:?}"));
+    }
+    Ok(())
+}
+
+/// One line a second on stderr, rewritten in place.
+async fn report_progress(progress: Arc<AtomicU64>, measured_from: Instant) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut previous = 0;
+    loop {
+        every.tick().await;
+        let done = progress.load(Ordering::Relaxed);
+        let phase = if Instant::now() < measured_from { "warm-up" } else { "measuring" };
+        eprint!(
+            "\r  {phase:<9} {:>6.0} s  {done:>9} requests  {:>7} req/s   ",
+            measured_from.elapsed().as_secs_f64(),
+            done - previous
+        );
+        previous = done;
+    }
+}
+
+/// Waits until every created user's message arrived or `timeout` passed: (arrived, arrived
+/// more than once, time waited).
+async fn wait_for_slack(
+    slack: &SlackSink,
+    created: &[String],
+    timeout: Duration,
+) -> (usize, usize, Duration) {
+    let started = Instant::now();
+    loop {
+        let times: Vec<u32> = created
+            .iter()
+            .map(|email| slack.times(&format!("User {email} created")))
+            .collect();
+        let arrived = times.iter().filter(|times| **times > 0).count();
+        let duplicated = times.iter().filter(|times| **times > 1).count();
+        if arrived == created.len() || started.elapsed() > timeout {
+            return (arrived, duplicated, started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,97 @@
+//! Stand-ins the stack under load sends to: a Slack incoming webhook that records which
+//! "User <email> created" messages arrived (and how often), and a Zipkin-compatible collector
+//! that counts spans and throws them away. Both answer at once, so they never hold the stack
+//! back, and both listen where the driver is told to.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde::Deserialize;
+
+/// Messages a Slack webhook stand-in received: text -> times.
+#[derive(Clone, Default)]
+pub struct SlackSink {
+    received: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+#[derive(Deserialize)]
+struct SlackMessage {
+    text: String,
+}
+
+impl SlackSink {
+    /// Serves the webhook on `address`, any path.
+    pub async fn serve(&self, address: SocketAddr) -> std::io::Result<()> {
+        let router = Router::new()
+            .fallback(post(receive_message))
+            .with_state(self.clone());
+        serve(address, router).await
+    }
+
+    /// How many times `text` arrived.
+    pub fn times(&self, text: &str) -> u32 {
+        self.received
+            .lock()
+            .expect("the sink's lock")
+            .get(text)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+async fn receive_message(State(sink): State<SlackSink>, body: Bytes) -> StatusCode {
+    match serde_json::from_slice::<SlackMessage>(&body) {
+        Ok(message) => {
+            *sink
+                .received
+                .lock()
+                .expect("the sink's lock")
+                .entry(message.text)
+                .or_default() += 1;
+            StatusCode::OK
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Spans a Zipkin stand-in received.
+#[derive(Clone, Default)]
+pub struct CollectorSink {
+    spans: Arc<AtomicU64>,
+}
+
+impl CollectorSink {
+    /// Serves `POST /api/v2/spans` on `address`.
+    pub async fn serve(&self, address: SocketAddr) -> std::io::Result<()> {
+        let router = Router::new()
+            .route("/api/v2/spans", post(receive_spans))
+            .with_state(self.clone());
+        serve(address, router).await
+    }
+
+    pub fn spans(&self) -> u64 {
+        self.spans.load(Ordering::Relaxed)
+    }
+}
+
+async fn receive_spans(State(sink): State<CollectorSink>, body: Bytes) -> StatusCode {
+    match serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body) {
+        Ok(spans) => {
+            sink.spans.fetch_add(spans.len() as u64, Ordering::Relaxed);
+            StatusCode::ACCEPTED
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn serve(address: SocketAddr, router: Router) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    axum::serve(listener, router).await
+}
