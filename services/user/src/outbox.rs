@@ -162,12 +162,14 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
     }
 }
 
-/// Waits for a notification or for `pause`, whichever comes first.
+/// Waits for a notification or for `pause`, whichever comes first. Notifications that came
+/// meanwhile are drained too: under load every commit notifies, and one batch serves them all.
 async fn wait(wake: &mut Option<PgListener>, pause: Duration) {
     match wake {
         // `recv` reconnects by itself after a lost connection.
         Some(listener) => {
             let _ = tokio::time::timeout(pause, listener.recv()).await;
+            while listener.next_buffered().is_some() {}
         }
         None => tokio::time::sleep(pause).await,
     }

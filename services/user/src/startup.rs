@@ -68,6 +68,9 @@ async fn prepare_database(settings: &Settings) -> Result<PgPool, StartError> {
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // No ping before each use: a connection lost meanwhile fails its statement, which is
+        // answered as unavailable (and retried, for writes), and the pool replaces it.
+        .test_before_acquire(false)
         .connect(&settings.database_url)
         .await?;
     migrator().run(&pool).await?;
