@@ -22,7 +22,12 @@ fn running_stack(c: &mut Criterion) {
     let gateway = url("STACK_GATEWAY_URL", "http://127.0.0.1:8100");
     let user = url("STACK_USER_URL", "http://127.0.0.1:8101");
     let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| DEVELOPMENT_SECRET.to_owned());
-    let token = gateway::auth::mint(&secret, "bench", DEFAULT_AUDIENCE, Duration::from_secs(3600));
+    let token = gateway::auth::mint(
+        &secret,
+        "bench",
+        DEFAULT_AUDIENCE,
+        Duration::from_secs(3600),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +49,10 @@ fn running_stack(c: &mut Criterion) {
         .unwrap_or_default();
     let next = AtomicU64::new(0);
     let create = |base: &str, bearer: Option<&str>| {
-        let email = format!("bench-{run}-{}@example.com", next.fetch_add(1, Ordering::Relaxed));
+        let email = format!(
+            "bench-{run}-{}@example.com",
+            next.fetch_add(1, Ordering::Relaxed)
+        );
         let mut request = client
             .post(format!("{base}/user"))
             .json(&json!({"name": "Bench Mark", "email": email}));
@@ -76,10 +84,12 @@ fn running_stack(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| create(&user, None))
     });
     group.bench_function("get_user/gateway", |b| {
-        b.to_async(&runtime).iter(|| get(format!("{gateway}/user/{id}")))
+        b.to_async(&runtime)
+            .iter(|| get(format!("{gateway}/user/{id}")))
     });
     group.bench_function("get_user/direct", |b| {
-        b.to_async(&runtime).iter(|| get(format!("{user}/user/{id}")))
+        b.to_async(&runtime)
+            .iter(|| get(format!("{user}/user/{id}")))
     });
     group.bench_function("ping/gateway", |b| {
         b.to_async(&runtime).iter(|| get(format!("{gateway}/ping")))
@@ -88,7 +98,8 @@ fn running_stack(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| get(format!("{user}/ping")))
     });
     group.bench_function("health/gateway", |b| {
-        b.to_async(&runtime).iter(|| get(format!("{gateway}/health")))
+        b.to_async(&runtime)
+            .iter(|| get(format!("{gateway}/health")))
     });
     group.finish();
 }

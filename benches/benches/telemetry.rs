@@ -15,9 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use opentelemetry::Context;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use telemetry::propagation::{extract_amqp, extract_http, inject_amqp, inject_http};
 use telemetry::{SamplerKind, Telemetry, TelemetryConfig, TracesExporter};
 use tower::ServiceExt;
@@ -37,7 +35,9 @@ fn router() -> Router {
 fn create_user() -> Request<Body> {
     Request::post("/user")
         .header("content-type", "application/json")
-        .body(Body::from(r#"{"name":"Ada Lovelace","email":"ada@example.com"}"#))
+        .body(Body::from(
+            r#"{"name":"Ada Lovelace","email":"ada@example.com"}"#,
+        ))
         .expect("a request")
 }
 
@@ -115,7 +115,9 @@ fn propagation(c: &mut Criterion) {
     });
     let mut headers = HeaderMap::new();
     headers.insert("traceparent", TRACEPARENT.parse().expect("a header value"));
-    group.bench_function("extract/http", |b| b.iter(|| extract_http(black_box(&headers))));
+    group.bench_function("extract/http", |b| {
+        b.iter(|| extract_http(black_box(&headers)))
+    });
     group.bench_function("inject/amqp", |b| {
         b.iter(|| {
             let mut table = FieldTable::default();
@@ -128,7 +130,9 @@ fn propagation(c: &mut Criterion) {
         "traceparent".into(),
         AMQPValue::LongString(LongString::from(TRACEPARENT)),
     );
-    group.bench_function("extract/amqp", |b| b.iter(|| extract_amqp(black_box(&table))));
+    group.bench_function("extract/amqp", |b| {
+        b.iter(|| extract_amqp(black_box(&table)))
+    });
     group.finish();
 }
 

@@ -86,7 +86,12 @@ impl fmt::Display for Summary {
                 _ => format!("{status}: {count}"),
             })
             .collect();
-        writeln!(f, "  requests     {:>10}  ({})", self.requests, statuses.join(", "))?;
+        writeln!(
+            f,
+            "  requests     {:>10}  ({})",
+            self.requests,
+            statuses.join(", ")
+        )?;
         writeln!(f, "  duration     {:>10.1} s", self.seconds)?;
         writeln!(f, "  throughput   {:>10.1} req/s", self.throughput)?;
         writeln!(
@@ -117,6 +122,9 @@ mod tests {
         assert_eq!(summary.statuses["0"], 1);
         assert!((summary.throughput - 50.5).abs() < 1e-9);
         assert!((summary.p50_ms - 50.0).abs() < 0.1, "{}", summary.p50_ms);
-        assert!((summary.max_ms - 1000.0).abs() < 1.0, "unanswered requests have no latency");
+        assert!(
+            (summary.max_ms - 1000.0).abs() < 1.0,
+            "unanswered requests have no latency"
+        );
     }
 }

@@ -53,7 +53,11 @@ impl Options {
         };
         while let Some(flag) = args.next() {
             let value = args.next().ok_or(format!("{flag} needs a value"))?;
-            let number = || value.parse::<u64>().map_err(|_| format!("{flag}: {value:?} is not a number"));
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("{flag}: {value:?} is not a number"))
+            };
             let address = || {
                 value
                     .parse::<SocketAddr>()
@@ -173,7 +177,11 @@ async fn run(options: Options) -> Result<bool, String> {
             })
         })
         .collect();
-    let reporter = tokio::spawn(report_progress(Arc::clone(&progress), measured_from));
+    let reporter = tokio::spawn(report_progress(
+        Arc::clone(&progress),
+        started,
+        measured_from,
+    ));
 
     let mut tally = Tally::default();
     let mut created = Vec::new();
@@ -190,8 +198,12 @@ async fn run(options: Options) -> Result<bool, String> {
 
     let mut delivery = serde_json::Value::Null;
     if options.slack_listen.is_some() {
-        let (arrived, duplicated, waited) =
-            wait_for_slack(&slack, &created, Duration::from_secs(options.delivery_timeout)).await;
+        let (arrived, duplicated, waited) = wait_for_slack(
+            &slack,
+            &created,
+            Duration::from_secs(options.delivery_timeout),
+        )
+        .await;
         println!(
             "  slack        {arrived}/{} users announced ({duplicated} more than once), {:.1} s after the load",
             created.len(),
@@ -231,17 +243,21 @@ async fn fail_if_finished(
     Ok(())
 }
 
-/// One line a second on stderr, rewritten in place.
-async fn report_progress(progress: Arc<AtomicU64>, measured_from: Instant) {
+/// One line a second on stderr, rewritten in place (warm-up requests are not counted).
+async fn report_progress(progress: Arc<AtomicU64>, started: Instant, measured_from: Instant) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut previous = 0;
     loop {
         every.tick().await;
         let done = progress.load(Ordering::Relaxed);
-        let phase = if Instant::now() < measured_from { "warm-up" } else { "measuring" };
+        let (phase, since) = if Instant::now() < measured_from {
+            ("warm-up", started)
+        } else {
+            ("measuring", measured_from)
+        };
         eprint!(
-            "\r  {phase:<9} {:>6.0} s  {done:>9} requests  {:>7} req/s   ",
-            measured_from.elapsed().as_secs_f64(),
+            "\r  {phase:<9} {:>4.0} s  {done:>9} requests  {:>7} req/s   ",
+            since.elapsed().as_secs_f64(),
             done - previous
         );
         previous = done;
