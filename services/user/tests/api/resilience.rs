@@ -136,7 +136,19 @@ async fn without_retries_a_lost_commit_answer_is_a_503_for_a_stored_user() {
         .post_user(&json!({"name": "lost answer", "email": email}))
         .await;
     assert_eq!(response.status(), 503);
-    let (users, events) = stored_for(&app, &email).await;
-    assert_eq!((users.len(), events), (1, 1));
+    // The COMMIT may still be running when the 503 is out (a plain look-up would race it;
+    // the retry's INSERT waits for it on the unique index).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (users, events) = stored_for(&app, &email).await;
+        if (users.len(), events) == (1, 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lost COMMIT did not commit: {users:?}, {events} event(s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }
