@@ -40,23 +40,11 @@ pub fn record_enduser(subject: &str) {
 /// a scan of random paths cannot grow the number of series.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// Wraps every route of `router` in the request telemetry. Call it last, after every route and
-/// the fallback are added, so that all of them are covered.
+/// Wraps every route of `router`, and its fallback, in the request telemetry. Call it last,
+/// after every route and the fallback are added, so that all of them are covered. A layer
+/// added this way runs after routing, so the matched route template is known from the start.
 pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router
-        .route_layer(middleware::from_fn(remember_route))
-        .layer(middleware::from_fn(trace_request))
-}
-
-/// Runs after routing, where the matched route template is known, and hands it out on the
-/// response to [`trace_request`], which runs before routing.
-async fn remember_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
+    router.layer(middleware::from_fn(trace_request))
 }
 
 /// The request method as a bounded label: the registered methods, or `_OTHER`.
@@ -108,13 +96,19 @@ async fn trace_request(request: Request, next: Next) -> Response {
     let _in_flight = InFlight::start(method);
 
     let headers = request.headers();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route_label = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    let name = match &route {
+        Some(route) => format!("{method} {}", route.as_str()),
+        None => method.to_owned(),
+    };
     let span = tracing::info_span!(
         "HTTP request",
-        otel.name = method,
+        otel.name = name,
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = method,
-        http.route = Empty,
+        http.route = route.as_ref().map(MatchedPath::as_str),
         http.response.status_code = Empty,
         url.path = request.uri().path(),
         url.scheme = "http",
@@ -150,18 +144,6 @@ async fn trace_request(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
 
     let status = response.status();
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|route| route.as_str().to_owned());
-    let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
-    if let Some(route) = &route {
-        span.record("http.route", route.as_str());
-        // The span was started early (its trace id is needed above), so rename it directly.
-        span.context()
-            .span()
-            .update_name(format!("{method} {route}"));
-    }
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");

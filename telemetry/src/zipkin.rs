@@ -6,6 +6,7 @@
 //! epoch-microsecond timestamps, a duration of at least one, tags as strings, the service in
 //! `localEndpoint` and the peer (database, broker, server, client) in `remoteEndpoint`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -16,7 +17,7 @@ use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use serde_json::{Map, Value as Json, json};
+use serde::Serialize;
 
 #[derive(Debug)]
 pub(crate) struct ZipkinExporter {
@@ -52,15 +53,17 @@ impl ZipkinExporter {
 
 impl SpanExporter for ZipkinExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans: Vec<Json> = batch
+        let spans: Vec<ZipkinSpan<'_>> = batch
             .iter()
             .map(|span| to_zipkin(span, &self.service_name))
             .collect();
+        let body = serde_json::to_vec(&spans)
+            .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
         let response = self
             .client()?
             .post(&self.endpoint)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Json::Array(spans).to_string())
+            .body(body)
             .send()
             .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
         if response.status().is_success() {
@@ -99,8 +102,49 @@ fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
         .map(|kv| &kv.value)
 }
 
+/// One span in Zipkin's v2 model, serialized straight from the SDK's span data (no JSON tree
+/// in between: the exporter turns every span of the stack into one of these).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ZipkinSpan<'a> {
+    trace_id: String,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<String>,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    timestamp: u64,
+    duration: u64,
+    local_endpoint: Endpoint<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_endpoint: Option<Endpoint<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    annotations: Vec<Annotation<'a>>,
+    tags: BTreeMap<&'a str, Cow<'a, str>>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Endpoint<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+}
+
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Annotation<'a> {
+    timestamp: u64,
+    value: &'a str,
+}
+
 /// The other side of a remote span, from the OpenTelemetry attributes that name it.
-fn remote_endpoint(span: &SpanData) -> Option<Json> {
+fn remote_endpoint(span: &SpanData) -> Option<Endpoint<'_>> {
     let (name_keys, address_key, port_key): (&[&str], &str, &str) = match span.span_kind {
         SpanKind::Client | SpanKind::Producer | SpanKind::Consumer => (
             &[
@@ -115,89 +159,85 @@ fn remote_endpoint(span: &SpanData) -> Option<Json> {
         SpanKind::Server => (&[], "client.address", "client.port"),
         SpanKind::Internal => return None,
     };
-    let mut endpoint = Map::new();
-    if let Some(name) = name_keys.iter().find_map(|key| attribute(span, key)) {
-        endpoint.insert("serviceName".into(), name.as_str().to_lowercase().into());
-    }
+    let mut endpoint = Endpoint {
+        service_name: name_keys
+            .iter()
+            .find_map(|key| attribute(span, key))
+            .map(|name| Cow::Owned(name.as_str().to_lowercase())),
+        ..Endpoint::default()
+    };
     if let Some(address) = attribute(span, address_key) {
         match address.as_str().parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => endpoint.insert("ipv4".into(), ip.to_string().into()),
-            Ok(IpAddr::V6(ip)) => endpoint.insert("ipv6".into(), ip.to_string().into()),
-            Err(_) => None,
-        };
+            Ok(IpAddr::V4(ip)) => endpoint.ipv4 = Some(ip.to_string()),
+            Ok(IpAddr::V6(ip)) => endpoint.ipv6 = Some(ip.to_string()),
+            Err(_) => {}
+        }
     }
-    let port = attribute(span, port_key).and_then(|port| match port {
+    endpoint.port = attribute(span, port_key).and_then(|port| match port {
         Value::I64(port) => u16::try_from(*port).ok().filter(|port| *port != 0),
         other => other.as_str().parse::<u16>().ok().filter(|port| *port != 0),
     });
-    if let Some(port) = port {
-        endpoint.insert("port".into(), port.into());
-    }
-    (!endpoint.is_empty()).then_some(Json::Object(endpoint))
+    let empty = endpoint.service_name.is_none()
+        && endpoint.ipv4.is_none()
+        && endpoint.ipv6.is_none()
+        && endpoint.port.is_none();
+    (!empty).then_some(endpoint)
 }
 
-fn to_zipkin(span: &SpanData, service_name: &str) -> Json {
-    let mut tags: BTreeMap<String, String> = span
+fn to_zipkin<'a>(span: &'a SpanData, service_name: &'a str) -> ZipkinSpan<'a> {
+    let mut tags: BTreeMap<&str, Cow<'_, str>> = span
         .attributes
         .iter()
-        .map(|KeyValue { key, value, .. }| (key.to_string(), value.to_string()))
+        .map(|KeyValue { key, value, .. }| (key.as_str(), value.as_str()))
         .collect();
     if let Status::Error { description } = &span.status {
-        tags.insert("otel.status_code".into(), "ERROR".into());
+        tags.insert("otel.status_code", Cow::Borrowed("ERROR"));
         // Zipkin's UI marks a span as failed when it has an `error` tag.
         let message = if description.is_empty() {
             "true"
         } else {
             description
         };
-        tags.insert("error".into(), message.into());
+        tags.insert("error", Cow::Borrowed(message));
     }
     let start = micros_since_epoch(span.start_time);
     let duration = micros_since_epoch(span.end_time)
         .saturating_sub(start)
         .max(1);
 
-    let mut annotations: Vec<(u64, String)> = span
+    let mut annotations: Vec<Annotation<'_>> = span
         .events
         .iter()
-        .map(|event| (micros_since_epoch(event.timestamp), event.name.to_string()))
+        .map(|event| Annotation {
+            timestamp: micros_since_epoch(event.timestamp),
+            value: &event.name,
+        })
         .collect();
     // Zipkin wants unique annotations.
     annotations.sort();
     annotations.dedup();
 
-    let mut zipkin = json!({
-        "traceId": span.span_context.trace_id().to_string(),
-        "id": span.span_context.span_id().to_string(),
-        "name": span.name.to_lowercase(),
-        "timestamp": start,
-        "duration": duration,
-        "localEndpoint": { "serviceName": service_name },
-        "tags": tags,
-    });
-    let fields = zipkin.as_object_mut().expect("a JSON object literal");
-    if span.parent_span_id != SpanId::INVALID {
-        fields.insert("parentId".into(), span.parent_span_id.to_string().into());
+    ZipkinSpan {
+        trace_id: span.span_context.trace_id().to_string(),
+        id: span.span_context.span_id().to_string(),
+        parent_id: (span.parent_span_id != SpanId::INVALID)
+            .then(|| span.parent_span_id.to_string()),
+        name: span.name.to_lowercase(),
+        kind: match span.span_kind {
+            SpanKind::Client => Some("CLIENT"),
+            SpanKind::Server => Some("SERVER"),
+            SpanKind::Producer => Some("PRODUCER"),
+            SpanKind::Consumer => Some("CONSUMER"),
+            SpanKind::Internal => None,
+        },
+        timestamp: start,
+        duration,
+        local_endpoint: Endpoint {
+            service_name: Some(Cow::Borrowed(service_name)),
+            ..Endpoint::default()
+        },
+        remote_endpoint: remote_endpoint(span),
+        annotations,
+        tags,
     }
-    let kind = match span.span_kind {
-        SpanKind::Client => Some("CLIENT"),
-        SpanKind::Server => Some("SERVER"),
-        SpanKind::Producer => Some("PRODUCER"),
-        SpanKind::Consumer => Some("CONSUMER"),
-        SpanKind::Internal => None,
-    };
-    if let Some(kind) = kind {
-        fields.insert("kind".into(), kind.into());
-    }
-    if let Some(remote) = remote_endpoint(span) {
-        fields.insert("remoteEndpoint".into(), remote);
-    }
-    if !annotations.is_empty() {
-        let annotations = annotations
-            .into_iter()
-            .map(|(timestamp, value)| json!({ "timestamp": timestamp, "value": value }))
-            .collect();
-        fields.insert("annotations".into(), Json::Array(annotations));
-    }
-    zipkin
 }
