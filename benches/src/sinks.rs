@@ -95,3 +95,56 @@ async fn serve(address: SocketAddr, router: Router) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     axum::serve(listener, router).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A free loopback address for a sink.
+    fn address() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_slack_stand_in_counts_each_message_and_the_collector_each_span() {
+        let (slack, collector) = (SlackSink::default(), CollectorSink::default());
+        let (slack_address, collector_address) = (address(), address());
+        tokio::spawn({
+            let slack = slack.clone();
+            async move { slack.serve(slack_address).await }
+        });
+        tokio::spawn({
+            let collector = collector.clone();
+            async move { collector.serve(collector_address).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+        let client = reqwest::Client::new();
+        let webhook = format!("http://{slack_address}/services/T000/B000/XXXX");
+        for text in [
+            "User a@example.com created",
+            "User a@example.com created",
+            "other",
+        ] {
+            let response = client
+                .post(&webhook)
+                .json(&serde_json::json!({"text": text, "channel": "#user"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let refused = client.post(&webhook).body("not json").send().await.unwrap();
+        assert_eq!(refused.status(), 400);
+        assert_eq!(slack.times("User a@example.com created"), 2);
+        assert_eq!(slack.times("User b@example.com created"), 0);
+
+        let spans = format!("http://{collector_address}/api/v2/spans");
+        for batch in [r#"[{"id":"1"},{"id":"2"}]"#, r#"[{"id":"3"}]"#] {
+            let response = client.post(&spans).body(batch).send().await.unwrap();
+            assert_eq!(response.status(), 202);
+        }
+        assert_eq!(collector.spans(), 3);
+    }
+}

@@ -68,7 +68,7 @@ async fn load(
 /// The channel is read in one `LRANGE`: paging through it while messages arrive would count a
 /// message twice as the pages shift.
 async fn announcements(environment: &Environment, expected: usize) -> BTreeMap<String, usize> {
-    let key = format!("{}channel:#user", environment.redis.prefix());
+    let key = user_channel(environment);
     let mut redis = environment.redis.connection().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut previous = usize::MAX;
@@ -182,12 +182,7 @@ async fn postgres_cut_mid_load_is_201_with_one_announcement_or_5xx_with_nothing(
 
     // What the database holds, read past the proxy.
     let mut connection = database(&environment).await;
-    let stored: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM users")
-        .fetch_all(&mut connection)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let stored = stored_emails(&mut connection).await;
     let mut created = Vec::new();
     for (email, status) in &answers {
         match status {
@@ -211,8 +206,7 @@ async fn postgres_cut_mid_load_is_201_with_one_announcement_or_5xx_with_nothing(
         created.len()
     );
     assert_announced_once_each(&environment, &created).await;
-    stack.terminate();
-    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
+    stop(stack).await;
 }
 
 #[tokio::test]
@@ -228,8 +222,7 @@ async fn rabbitmq_cut_mid_load_loses_and_duplicates_no_event() {
     )
     .await;
     every_user_is_announced_once_across(&environment, &proxy).await;
-    stack.terminate();
-    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
+    stop(stack).await;
 }
 
 #[tokio::test]
@@ -242,15 +235,35 @@ async fn redis_cut_mid_load_means_retries_and_no_lost_announcement() {
     )
     .await;
     every_user_is_announced_once_across(&environment, &proxy).await;
-    stack.terminate();
-    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
+    stop(stack).await;
 }
 
 /// How many messages `#user` holds now.
 async fn announcements_now(environment: &Environment) -> usize {
-    let key = format!("{}channel:#user", environment.redis.prefix());
+    let key = user_channel(environment);
     let mut redis = environment.redis.connection().await;
     redis::AsyncCommands::llen(&mut redis, &key).await.unwrap()
+}
+
+/// The Redis list that holds `#user`.
+fn user_channel(environment: &Environment) -> String {
+    format!("{}channel:#user", environment.redis.prefix())
+}
+
+/// Every email stored in the users table.
+async fn stored_emails(connection: &mut PgConnection) -> BTreeSet<String> {
+    sqlx::query_scalar("SELECT email FROM users")
+        .fetch_all(connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// SIGTERM, and a clean exit.
+async fn stop(stack: ServiceProcess) {
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
 }
 
 /// A connection to the test database, past any proxy.
@@ -277,12 +290,7 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_loses_nothing() {
 
     // In-flight requests completed: each was created, or never reached the stack.
     let mut connection = database(&environment).await;
-    let stored: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM users")
-        .fetch_all(&mut connection)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let stored = stored_emails(&mut connection).await;
     let mut created = Vec::new();
     for (email, status) in &answers {
         match status {
@@ -348,6 +356,5 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_loses_nothing() {
         "{deliveries:?}"
     );
     assert_eq!(deliveries.len(), created.len());
-    stack.terminate();
-    assert_eq!(stack.wait(Duration::from_secs(30)).await.code, Some(0));
+    stop(stack).await;
 }
