@@ -31,6 +31,12 @@ for tool in pgbench psql curl redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "run-load: $tool is missing" >&2; exit 2; }
 done
 
+curl -sf -u guest:guest "$MANAGEMENT/api/overview" >/dev/null || {
+    echo "run-load: RabbitMQ's management API does not answer at $MANAGEMENT (it makes a vhost" \
+        "per run); enable it with: rabbitmq-plugins enable rabbitmq_management" >&2
+    exit 2
+}
+
 cargo build --release -p gateway -p user -p slack -p benchmarks --bins
 
 PIDS=()

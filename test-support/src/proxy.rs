@@ -9,15 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// A one-shot fault: on a connection whose client sent `after`, the bytes `then`, once
-/// forwarded to the server, end the connection before its answer.
-#[derive(Default)]
-struct Fault {
-    after: Vec<u8>,
-    then: Vec<u8>,
-}
-
-type Tripwire = Arc<Mutex<Option<Fault>>>;
+/// A one-shot fault: the first client bytes that contain this pattern, once forwarded to the
+/// server, end the connection before its answer.
+type Tripwire = Arc<Mutex<Option<Vec<u8>>>>;
 
 pub struct TcpProxy {
     address: SocketAddr,
@@ -83,14 +77,12 @@ impl TcpProxy {
         }
     }
 
-    /// Arms a one-shot fault: the next time a client that has sent `after` sends `then`, those
-    /// bytes reach the server and the connection is dropped before the server's answer comes
-    /// back (a `COMMIT` that happens, with its answer lost).
-    pub fn drop_answer_to(&self, then: &[u8], after: &[u8]) {
-        *self.tripwire.lock().unwrap() = Some(Fault {
-            after: after.to_vec(),
-            then: then.to_vec(),
-        });
+    /// Arms a one-shot fault: the next time a client sends bytes that contain `pattern` (a
+    /// statement's parameter, say), they reach the server and the connection is dropped before
+    /// the server's answer comes back: a write that happens, with its answer lost.
+    pub fn drop_answer_to(&self, pattern: &[u8]) {
+        assert!(!pattern.is_empty(), "an empty pattern would match anything");
+        *self.tripwire.lock().unwrap() = Some(pattern.to_vec());
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -117,7 +109,6 @@ async fn forward(
     let contains =
         |bytes: &[u8], pattern: &[u8]| bytes.windows(pattern.len()).any(|w| w == pattern);
     let mut buffer = vec![0; 16 * 1024];
-    let mut primed = false;
     loop {
         let read = match client.read(&mut buffer).await {
             Ok(0) | Err(_) => return false,
@@ -129,11 +120,9 @@ async fn forward(
         }
         let tripped = {
             let mut armed = tripwire.lock().unwrap();
-            let hit = armed.as_ref().is_some_and(|fault| {
-                let hit = primed && contains(bytes, &fault.then);
-                primed |= contains(bytes, &fault.after);
-                hit
-            });
+            let hit = armed
+                .as_ref()
+                .is_some_and(|pattern| contains(bytes, pattern));
             if hit {
                 *armed = None;
             }

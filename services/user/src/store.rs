@@ -5,8 +5,10 @@ use messaging::events::{UserCreated, UserSnapshot};
 use messaging::topology;
 use std::time::{Duration, Instant};
 
+use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
 use telemetry::db::DbOperation;
+use uuid::Uuid;
 
 use crate::domain::{NewUser, User};
 
@@ -51,32 +53,32 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-const INSERT_USER: DbOperation = DbOperation {
+/// Stores a user and its `user.created` event in one statement. A statement is a transaction
+/// of its own, so both or neither are stored, in one round trip instead of four (`BEGIN`, two
+/// `INSERT`s, `COMMIT`). The event comes serialized, whole but for the user's id, which only the
+/// insert knows: the statement writes it in (`jsonb_set`), so the payload is the event as stored.
+const INSERT_USER_WITH_EVENT: DbOperation = DbOperation {
     system: "postgresql",
     operation: "INSERT",
     collection: "users",
-    query: "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email, created_at",
+    query: "WITH created AS (\
+                INSERT INTO users (name, email, created_at) VALUES ($1, $2, $3) \
+                RETURNING id, name, email, created_at), \
+            event AS (\
+                INSERT INTO outbox (id, exchange, routing_key, payload, trace_context) \
+                SELECT $4, $5, $6, jsonb_set($7::jsonb, '{user,id}', to_jsonb(id))::text, $8 \
+                FROM created) \
+            SELECT id, name, email, created_at FROM created",
 };
 
-const INSERT_OUTBOX: DbOperation = DbOperation {
+/// The user with this email if the event `$2` was stored with it, i.e. if the attempt that
+/// wrote that event committed.
+const STORED_WITH_EVENT: DbOperation = DbOperation {
     system: "postgresql",
-    operation: "INSERT",
-    collection: "outbox",
-    query: "INSERT INTO outbox (id, exchange, routing_key, payload, trace_context) VALUES ($1, $2, $3, $4, $5)",
-};
-
-const BEGIN: DbOperation = DbOperation {
-    system: "postgresql",
-    operation: "BEGIN",
-    collection: "",
-    query: "BEGIN",
-};
-
-const COMMIT: DbOperation = DbOperation {
-    system: "postgresql",
-    operation: "COMMIT",
-    collection: "",
-    query: "COMMIT",
+    operation: "SELECT",
+    collection: "users",
+    query: "SELECT id, name, email, created_at FROM users \
+            WHERE lower(email) = lower($1) AND EXISTS (SELECT 1 FROM outbox WHERE id = $2)",
 };
 
 const SELECT_USER: DbOperation = DbOperation {
@@ -126,72 +128,76 @@ impl UserStore {
         &self.pool
     }
 
-    /// Stores the user and its `user.created` event in one transaction: both or neither.
+    /// Stores the user and its `user.created` event: both or neither.
     ///
-    /// A connection lost mid-transaction is retried for `retry_budget`. When it was lost
-    /// during `COMMIT`, the first attempt may have committed: its id is remembered, and a
-    /// retry that meets the email already taken (the unique index waits for the earlier
-    /// transaction to finish, so this cannot race) answers with that row if it is ours. So a
-    /// lost answer never turns a created user into a 409, or into a second user.
+    /// A write that loses its connection is retried for `retry_budget`. The lost attempt may
+    /// have committed, and then the retry meets the email taken (the unique index makes it
+    /// wait for the earlier attempt to end, so this cannot race). Every attempt writes the same
+    /// event, so the event's id tells whether the row is this request's own: if so it is the
+    /// answer. A lost answer never turns a created user into a 409, or into a second user.
     pub async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
+        // Postgres keeps microseconds; the row and the event must carry the same instant.
+        let created_at = Utc::now().trunc_subsecs(6);
+        let event = UserCreated {
+            occurred_at: created_at,
+            ..UserCreated::new(UserSnapshot {
+                id: 0, // written in by the insert
+                name: user.name.as_str().to_owned(),
+                email: user.email.as_str().to_owned(),
+                created_at,
+            })
+        };
+        let payload = serde_json::to_string(&event).expect("an event serializes");
+        let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
+            .unwrap_or_else(|_| "{}".to_owned());
         let deadline = Instant::now() + self.retry_budget;
-        let mut assigned = Vec::new();
+        let mut maybe_stored = false;
         loop {
-            match self.insert_with_event(user, &mut assigned).await {
+            let attempt = INSERT_USER_WITH_EVENT
+                .run(
+                    sqlx::query_as::<_, User>(INSERT_USER_WITH_EVENT.query)
+                        .bind(user.name.as_str())
+                        .bind(user.email.as_str())
+                        .bind(created_at)
+                        .bind(event.id)
+                        .bind(topology::USERS_EXCHANGE)
+                        .bind(topology::USER_CREATED)
+                        .bind(&payload)
+                        .bind(&trace_context)
+                        .fetch_one(&self.pool),
+                )
+                .await
+                .map_err(StoreError::from);
+            match attempt {
                 Err(StoreError::Unavailable(error)) if Instant::now() < deadline => {
+                    maybe_stored = true;
                     tracing::warn!(%error, "lost Postgres while creating a user; retrying");
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
-                Err(StoreError::DuplicateEmail) if !assigned.is_empty() => {
-                    return match self.find_by_email(user.email.as_str()).await? {
-                        Some(existing) if assigned.contains(&existing.id) => Ok(existing),
-                        _ => Err(StoreError::DuplicateEmail),
-                    };
+                Err(StoreError::DuplicateEmail) if maybe_stored => {
+                    return self
+                        .stored_with_event(user.email.as_str(), event.id)
+                        .await?
+                        .ok_or(StoreError::DuplicateEmail);
                 }
                 outcome => return outcome,
             }
         }
     }
 
-    /// One attempt of [`UserStore::create`]; the id the database gave the row, if it got
-    /// that far, goes into `assigned`.
-    async fn insert_with_event(
+    async fn stored_with_event(
         &self,
-        user: &NewUser,
-        assigned: &mut Vec<i64>,
-    ) -> Result<User, StoreError> {
-        let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
-            .unwrap_or_else(|_| "{}".to_owned());
-        let mut transaction = BEGIN.run(self.pool.begin()).await?;
-        let created = INSERT_USER
+        email: &str,
+        event: Uuid,
+    ) -> Result<Option<User>, StoreError> {
+        Ok(STORED_WITH_EVENT
             .run(
-                sqlx::query_as::<_, User>(INSERT_USER.query)
-                    .bind(user.name.as_str())
-                    .bind(user.email.as_str())
-                    .fetch_one(&mut *transaction),
+                sqlx::query_as::<_, User>(STORED_WITH_EVENT.query)
+                    .bind(email)
+                    .bind(event)
+                    .fetch_optional(&self.pool),
             )
-            .await?;
-        assigned.push(created.id);
-        let event = UserCreated::new(UserSnapshot {
-            id: created.id,
-            name: created.name.clone(),
-            email: created.email.clone(),
-            created_at: created.created_at,
-        });
-        let payload = serde_json::to_string(&event).expect("an event serializes");
-        INSERT_OUTBOX
-            .run(
-                sqlx::query(INSERT_OUTBOX.query)
-                    .bind(event.id)
-                    .bind(topology::USERS_EXCHANGE)
-                    .bind(topology::USER_CREATED)
-                    .bind(payload)
-                    .bind(trace_context)
-                    .execute(&mut *transaction),
-            )
-            .await?;
-        COMMIT.run(transaction.commit()).await?;
-        Ok(created)
+            .await?)
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {

@@ -95,7 +95,7 @@ async fn stored_for(app: &crate::helpers::TestApp, email: &str) -> (Vec<i64>, i6
 }
 
 #[tokio::test]
-async fn a_commit_whose_answer_is_lost_is_answered_201_with_one_user_and_one_event() {
+async fn a_write_whose_answer_is_lost_is_answered_201_with_one_user_and_one_event() {
     let proxy = postgres_proxy();
     let app = spawn_app_with(Options {
         postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
@@ -104,8 +104,9 @@ async fn a_commit_whose_answer_is_lost_is_answered_201_with_one_user_and_one_eve
     })
     .await;
     let email = unique_email();
-    // The COMMIT of the transaction that wrote an event reaches Postgres; its answer does not.
-    proxy.drop_answer_to(b"COMMIT", b"INSERT INTO outbox");
+    // The statement that stores the user and its event reaches Postgres and commits; its
+    // answer does not come back. Only that statement's parameters carry the email.
+    proxy.drop_answer_to(email.as_bytes());
     let response = app
         .post_user(&json!({"name": "lost answer", "email": email}))
         .await;
@@ -122,7 +123,7 @@ async fn a_commit_whose_answer_is_lost_is_answered_201_with_one_user_and_one_eve
 }
 
 #[tokio::test]
-async fn without_retries_a_lost_commit_answer_is_a_503_for_a_stored_user() {
+async fn without_retries_a_lost_answer_is_a_503_for_a_stored_user() {
     // Why the retry exists: the answer says "unavailable", yet the user was stored.
     let proxy = postgres_proxy();
     let app = spawn_app_with(Options {
@@ -131,13 +132,13 @@ async fn without_retries_a_lost_commit_answer_is_a_503_for_a_stored_user() {
     })
     .await;
     let email = unique_email();
-    proxy.drop_answer_to(b"COMMIT", b"INSERT INTO outbox");
+    proxy.drop_answer_to(email.as_bytes());
     let response = app
         .post_user(&json!({"name": "lost answer", "email": email}))
         .await;
     assert_eq!(response.status(), 503);
-    // The COMMIT may still be running when the 503 is out (a plain look-up would race it;
-    // the retry's INSERT waits for it on the unique index).
+    // The write may still be committing when the 503 is out (a plain look-up would race it;
+    // a retry's INSERT waits for it on the unique index).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (users, events) = stored_for(&app, &email).await;
@@ -146,7 +147,7 @@ async fn without_retries_a_lost_commit_answer_is_a_503_for_a_stored_user() {
         }
         assert!(
             Instant::now() < deadline,
-            "the lost COMMIT did not commit: {users:?}, {events} event(s)"
+            "the write whose answer was lost did not commit: {users:?}, {events} event(s)"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
