@@ -33,9 +33,7 @@ impl Commands {
 
     async fn connect(&self) -> Result<(lapin::Connection, Publisher), SendError> {
         let connecting = async {
-            let connection =
-                lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
-                    .await?;
+            let connection = messaging::connect(&self.amqp_url).await?;
             let publisher = Publisher::open(&connection).await?;
             USER_QUEUE.declare(publisher.channel()).await?;
             Ok::<_, lapin::Error>((connection, publisher))

@@ -9,7 +9,7 @@ pub mod events;
 pub mod publisher;
 pub mod topology;
 
-pub use connection::connect_with_backoff;
+pub use connection::{connect, connect_with_backoff};
 pub use consumer::{ConsumerSettings, ConsumerStatus, Disposition, Handler, Message};
 pub use publisher::{Outgoing, PublishError, Publisher};
 

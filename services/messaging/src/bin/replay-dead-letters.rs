@@ -22,14 +22,13 @@ fn main() -> ExitCode {
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let connection =
-            match lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    eprintln!("replay-dead-letters: cannot connect to {broker}: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
+        let connection = match messaging::connect(&url).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                eprintln!("replay-dead-letters: cannot connect to {broker}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
         match messaging::dead_letters::replay(&connection, queue).await {
             Ok(moved) => {
                 println!(
