@@ -50,21 +50,29 @@ impl Handler for UserCreatedHandler {
         };
         let channel = Channel::parse(USER_CHANNEL).expect("a valid channel name");
         let announcement = StoredMessage::new(&channel, &text);
-        match self.slack.store.push_once(event.id, &announcement).await {
-            Ok(true) => tracing::info!(user.id = event.user.id, "new user announced"),
+        let seen_before = match self.slack.store.push_once(event.id, &announcement).await {
+            Ok(true) => {
+                tracing::info!(user.id = event.user.id, "new user announced");
+                false
+            }
             Ok(false) => {
-                tracing::info!(event.id = %event.id, "event seen before; not stored again")
+                tracing::info!(event.id = %event.id, "event seen before; not stored again");
+                true
             }
             Err(error) => return Disposition::Retry(error.to_string()),
-        }
+        };
         let Some(webhook) = &self.slack.webhook else {
             webhook::record(Outcome::Skipped);
             return Disposition::Done;
         };
-        match self.slack.store.was_notified(event.id).await {
-            Ok(true) => return Disposition::Done,
-            Ok(false) => {}
-            Err(error) => return Disposition::Retry(error.to_string()),
+        // Slack is noted as told only after the event is stored, so only an event seen before
+        // may have been delivered already: a new one costs no look-up.
+        if seen_before {
+            match self.slack.store.was_notified(event.id).await {
+                Ok(true) => return Disposition::Done,
+                Ok(false) => {}
+                Err(error) => return Disposition::Retry(error.to_string()),
+            }
         }
         match webhook.deliver(channel.as_str(), text.as_str()).await {
             Ok(()) => {

@@ -25,6 +25,12 @@ const BATCH: i64 = 100;
 const KEEP_SENT: &str = "1 day";
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
+/// After a notification the relay lets this much time pass before it claims, so that the
+/// commits of the next few milliseconds go out in the same batch: under load one claim, one
+/// round of confirms and one update then serve ten events rather than three or four, for a
+/// few milliseconds more between a commit and its publish.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+
 pub(crate) const PENDING: &str = "outbox_pending_events";
 pub(crate) const OLDEST_AGE: &str = "outbox_oldest_pending_age_seconds";
 
@@ -162,13 +168,16 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
     }
 }
 
-/// Waits for a notification or for `pause`, whichever comes first. Notifications that came
-/// meanwhile are drained too: under load every commit notifies, and one batch serves them all.
+/// Waits for a notification or for `pause`, whichever comes first; after a notification, for
+/// [`BATCH_WINDOW`] more. Notifications that came meanwhile are drained too: under load every
+/// commit notifies, and one batch serves them all.
 async fn wait(wake: &mut Option<PgListener>, pause: Duration) {
     match wake {
         // `recv` reconnects by itself after a lost connection.
         Some(listener) => {
-            let _ = tokio::time::timeout(pause, listener.recv()).await;
+            if tokio::time::timeout(pause, listener.recv()).await.is_ok() {
+                tokio::time::sleep(BATCH_WINDOW).await;
+            }
             while listener.next_buffered().is_some() {}
         }
         None => tokio::time::sleep(pause).await,
