@@ -50,20 +50,28 @@ stop_stack() {
 trap stop_stack EXIT
 
 # A fresh database, vhost and Redis prefix for a run.
+# Each step says when it fails: `set -e` does not reach inside `run_stack ... || failed=1`.
 fresh_dependencies() {
-    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest WITH (FORCE)"
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest WITH (FORCE)" || return 1
     curl -sf -u guest:guest -X DELETE "$MANAGEMENT/api/vhosts/loadtest" >/dev/null || true
-    curl -sf -u guest:guest -X PUT "$MANAGEMENT/api/vhosts/loadtest" >/dev/null
+    curl -sf -u guest:guest -X PUT "$MANAGEMENT/api/vhosts/loadtest" >/dev/null || return 1
     curl -sf -u guest:guest -X PUT -H 'content-type: application/json' \
         -d '{"configure":".*","write":".*","read":".*"}' \
-        "$MANAGEMENT/api/permissions/loadtest/guest" >/dev/null
-    redis-cli --scan --pattern 'loadtest:*' | xargs -r redis-cli del >/dev/null
+        "$MANAGEMENT/api/permissions/loadtest/guest" >/dev/null || return 1
+    redis-cli --scan --pattern 'loadtest:*' | xargs -r redis-cli del >/dev/null || return 1
 }
 
 # run_stack MODE: starts the stack with telemetry MODE (on|off), loads it, records RSS.
 run_stack() {
     local mode=$1
-    fresh_dependencies
+    if pgrep -f "$BIN/(gateway|user|slack)" >/dev/null; then
+        echo "run-load: stack processes from $BIN are running already (another run?); stop them first" >&2
+        return 1
+    fi
+    fresh_dependencies || {
+        echo "run-load: cannot reset the loadtest database, vhost or Redis keys" >&2
+        return 1
+    }
     local -a common=(
         LISTEN_HOST=127.0.0.1 GATEWAY_PORT=18100 USER_PORT=18101 SLACK_PORT=18102
         USER_QUEUE_PORT=19101 SLACK_QUEUE_PORT=19102
