@@ -2,13 +2,15 @@
 # The README's load figures, measured side by side on this machine:
 #   1. the stack (five release processes) under `load`: POST /user through the gateway at a fixed
 #      number of connections, with full telemetry (100 % sampling, spans exported to the load
-#      driver's Zipkin stand-in), then again with tracing off; every created user's Slack
-#      message must arrive (the stack's webhook points at the driver's Slack stand-in);
+#      driver's Zipkin stand-in), then again with tracing off, RUNS times in turn (runs move
+#      by up to 10 %, as much as tracing costs); every created user's Slack message must
+#      arrive (the stack's webhook points at the driver's Slack stand-in);
 #   2. pgbench running the same transaction (insert a user and an outbox row) on the same
 #      Postgres, for the ratio.
 # Peak RSS of each process is read from /proc. Results go to target/load/.
 #
-#   benches/run-load.sh                      # 16 connections, 20 s per run
+#   benches/run-load.sh                      # 16 connections, 20 s per run, one pair of runs
+#   RUNS=3 benches/run-load.sh               # on, off, on, off, on, off
 #   CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
 #
 # Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the README's
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 CONNECTIONS=${CONNECTIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
+RUNS=${RUNS:-1}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 MANAGEMENT=${MANAGEMENT:-http://127.0.0.1:15672}
@@ -61,9 +64,10 @@ fresh_dependencies() {
     redis-cli --scan --pattern 'loadtest:*' | xargs -r redis-cli del >/dev/null || return 1
 }
 
-# run_stack MODE: starts the stack with telemetry MODE (on|off), loads it, records RSS.
+# run_stack MODE RUN: starts the stack with telemetry MODE (on|off), loads it, records RSS in
+# files named MODE-RUN.
 run_stack() {
-    local mode=$1
+    local mode=$1 name=$1-$2
     if pgrep -f "$BIN/(gateway|user|slack)" >/dev/null; then
         echo "run-load: stack processes from $BIN are running already (another run?); stop them first" >&2
         return 1
@@ -89,7 +93,7 @@ run_stack() {
     fi
     local -a services=(user slack user-queue slack-queue gateway)
     for service in "${services[@]}"; do
-        env "${common[@]}" "$BIN/$service" >"$OUT/$mode-$service.log" 2>&1 &
+        env "${common[@]}" "$BIN/$service" >"$OUT/$name-$service.log" 2>&1 &
         PIDS+=($!)
     done
     for port in 18101 18102 19101 19102 18100; do
@@ -98,18 +102,18 @@ run_stack() {
             sleep 0.1
         done
         curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null \
-            || { echo "run-load: port $port never got ready; see $OUT/$mode-*.log" >&2; exit 1; }
+            || { echo "run-load: port $port never got ready; see $OUT/$name-*.log" >&2; exit 1; }
     done
 
     local status=0
     "$BIN/load" --url http://127.0.0.1:18100 --token "$("$BIN/mint-token" load)" \
         --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
         --slack-listen "$SLACK_LISTEN" --collector-listen "$COLLECTOR_LISTEN" \
-        --label "telemetry $mode" --json "$OUT/$mode.json" || status=$?
+        --label "telemetry $mode ($2 of $RUNS)" --json "$OUT/$name.json" || status=$?
 
-    : >"$OUT/$mode-rss.txt"
+    : >"$OUT/$name-rss.txt"
     for i in "${!services[@]}"; do
-        echo "${services[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$mode-rss.txt"
+        echo "${services[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$name-rss.txt"
     done
     stop_stack
     return $status
@@ -134,28 +138,45 @@ SQL
 }
 
 failed=0
-run_stack on || failed=1
-run_stack off || failed=1
+rm -f "$OUT"/on-*.json "$OUT"/off-*.json
+for run in $(seq "$RUNS"); do
+    run_stack on "$run" || failed=1
+    run_stack off "$run" || failed=1
+done
 run_pgbench
 
-python3 - "$OUT" "$CONNECTIONS" <<'PY'
+python3 - "$OUT" "$CONNECTIONS" "$RUNS" <<'PY'
 import json, re, sys
-out, connections = sys.argv[1], sys.argv[2]
+out, connections, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tps = float(re.search(r"tps = ([0-9.]+)", open(f"{out}/pgbench.txt").read()).group(1))
-runs = {mode: json.load(open(f"{out}/{mode}.json")) for mode in ("on", "off")}
+pairs = [{mode: json.load(open(f"{out}/{mode}-{n}.json")) for mode in ("on", "off")}
+         for n in range(1, count + 1)]
 print(f"\nPOST /user through the gateway, {connections} connections; pgbench {tps:.0f} tps\n")
-print("| telemetry | req/s | % of pgbench | p50 ms | p95 ms | p99 ms | Slack messages | spans exported |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for mode, run in runs.items():
-    s, slack = run["summary"], run["slack"]
-    print(f"| {mode} | {s['throughput']:.0f} | {100 * s['throughput'] / tps:.0f} % | {s['p50_ms']:.2f} | "
-          f"{s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {slack['arrived']}/{slack['created']} | {run['spans'] or 0} |")
-on, off = runs["on"]["summary"]["throughput"], runs["off"]["summary"]["throughput"]
-print(f"\ntracing on costs {100 * (off - on) / off:.1f} % of the throughput with it off\n")
+print("| run | telemetry | req/s | % of pgbench | p50 ms | p95 ms | p99 ms | Slack messages | spans exported |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for n, pair in enumerate(pairs, 1):
+    for mode, run in pair.items():
+        s, slack = run["summary"], run["slack"]
+        print(f"| {n} | {mode} | {s['throughput']:.0f} | {100 * s['throughput'] / tps:.0f} % | "
+              f"{s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | "
+              f"{slack['arrived']}/{slack['created']} | {run['spans'] or 0} |")
+def throughput(pair, mode):
+    return pair[mode]["summary"]["throughput"]
+costs = [100 * (throughput(p, "off") - throughput(p, "on")) / throughput(p, "off") for p in pairs]
+on, off = (sum(throughput(p, mode) for p in pairs) for mode in ("on", "off"))
+print(f"\ntracing on costs {', '.join(f'{c:.1f} %' for c in costs)} of the throughput with it off"
+      + (f"; {100 * (off - on) / off:.1f} % on the sums of the runs" if count > 1 else "") + "\n")
 print("| process | peak RSS, telemetry on (MiB) | off (MiB) |")
 print("| --- | ---: | ---: |")
-rss = {mode: dict(line.split() for line in open(f"{out}/{mode}-rss.txt")) for mode in ("on", "off")}
+def peaks(mode):
+    peak = {}
+    for n in range(1, count + 1):
+        for line in open(f"{out}/{mode}-{n}-rss.txt"):
+            service, kib = line.split()
+            peak[service] = max(peak.get(service, 0), int(kib))
+    return peak
+rss = {mode: peaks(mode) for mode in ("on", "off")}
 for service in rss["on"]:
-    print(f"| {service} | {int(rss['on'][service]) / 1024:.1f} | {int(rss['off'][service]) / 1024:.1f} |")
+    print(f"| {service} | {rss['on'][service] / 1024:.1f} | {rss['off'][service] / 1024:.1f} |")
 PY
 exit $failed
