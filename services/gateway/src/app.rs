@@ -12,6 +12,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use messaging::events::CreateUser;
+use messaging::users::NewUser;
 use serde_json::json;
 use service_kit::{JsonObject, Problem};
 use telemetry::Metrics;
@@ -145,18 +146,17 @@ pub async fn create_user(State(state): State<AppState>, request: Request) -> Res
         Ok(body) => body,
         Err(problem) => return problem.into_response(),
     };
-    let text = |name: &str| body.field(name, |value| Ok::<_, String>(value.to_owned()));
-    let (name, email) = match (text("name"), text("email")) {
-        (Ok(name), Ok(email)) => (name, email),
-        (name, email) => {
-            return Problem::validation([name.err(), email.err()].into_iter().flatten().collect())
-                .into_response();
-        }
+    // The user service's own rules: an invalid user is a 400 now, not a command that
+    // user-queue would dead-letter after the 202.
+    let user = match NewUser::from_json(&body) {
+        Ok(user) => user,
+        Err(problem) => return problem.into_response(),
     };
-    let command = CreateUser::new(name, email.clone());
+    let email = user.email.as_str();
+    let command = CreateUser::new(user.name.as_str(), email);
     match state.commands.send(&command).await {
         Ok(()) => {
-            let location = format!("/users?email={}", urlencode(&email));
+            let location = format!("/users?email={}", urlencode(email));
             (
                 StatusCode::ACCEPTED,
                 [

@@ -1,5 +1,5 @@
 //! The stack's AMQP contract and plumbing, shared by every service that publishes or consumes:
-//! the event and command wire types, the exchanges and queues, publishing with confirms, and a
+//! the event and command wire types and what a valid user in them is, the exchanges and queues, publishing with confirms, and a
 //! consumer with retries and dead letters. Spans and metrics come from `telemetry::amqp`.
 
 pub mod connection;
@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod events;
 pub mod publisher;
 pub mod topology;
+pub mod users;
 
 pub use connection::{connect, connect_with_backoff};
 pub use consumer::{ConsumerSettings, ConsumerStatus, Disposition, Handler, Message};

@@ -1,4 +1,5 @@
-//! `POST /user` with `Prefer: respond-async`: a `create_user` command for user-queue, a 202.
+//! `POST /user` with `Prefer: respond-async`: a `create_user` command for user-queue, a 202;
+//! an invalid user is a 400 at once, by the same rules as the user service.
 
 use std::time::Duration;
 
@@ -77,4 +78,54 @@ async fn an_async_creation_needs_a_token_and_the_broker() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn an_invalid_async_creation_is_a_400_naming_each_field_and_sends_no_command() {
+    let vhost = TestVhost::new().await;
+    let gateway = spawn_gateway(&[("AMQP_URL", vhost.amqp_url())]).await;
+    let post = |body: Value| {
+        gateway
+            .client
+            .post(gateway.url("/user"))
+            .bearer_auth(token("alice"))
+            .header("prefer", "respond-async")
+            .json(&body)
+            .send()
+    };
+    let response = post(json!({"name": "   ", "email": "not-an-email"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "the user service's rules, up front");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("field errors")
+        .iter()
+        .map(|error| error["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, ["#/name", "#/email"], "{problem}");
+
+    // A valid one goes through, and it is the only command queued.
+    let accepted = post(json!({"name": "valid", "email": "valid@example.com"}))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let command = vhost
+        .get("user-queue.commands", Duration::from_secs(5))
+        .await
+        .expect("the valid command is queued");
+    let command: Value = serde_json::from_slice(&command.delivery.data).unwrap();
+    assert_eq!(command["email"], "valid@example.com");
+    assert!(
+        vhost
+            .get("user-queue.commands", Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the invalid user sent no command"
+    );
 }

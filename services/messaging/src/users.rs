@@ -1,0 +1,194 @@
+//! A user's name and email as the stack accepts them: parsed once, at the edge, so that what
+//! is inside only ever holds valid values. `POST /user` in the user service, the gateway's
+//! asynchronous `POST /user` and user-queue's `create_user` commands all read users through
+//! [`NewUser::from_json`], so the three cannot disagree on what a valid user is.
+
+use service_kit::{JsonObject, Problem};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_EMAIL_CHARS: usize = 254;
+const MAX_LOCAL_PART_CHARS: usize = 64;
+
+/// A display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address of the usual `local@domain.tld` form. It is kept as written; uniqueness
+/// ignores case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim();
+        if email.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if email.chars().count() > MAX_EMAIL_CHARS {
+            return Err(format!("must be at most {MAX_EMAIL_CHARS} characters"));
+        }
+        let invalid = || Err("is not a valid email address".to_owned());
+        let Some((local, domain)) = email.split_once('@') else {
+            return invalid();
+        };
+        let local_ok = !local.is_empty()
+            && local.chars().count() <= MAX_LOCAL_PART_CHARS
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"@,;:<>()[]\\\"".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|label| {
+                !label.is_empty()
+                    && label.chars().count() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(email.to_owned()))
+        } else {
+            invalid()
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user to be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: UserName,
+    pub email: EmailAddress,
+}
+
+impl NewUser {
+    /// Reads a user from a JSON object, naming every field that is wrong. `POST /user`,
+    /// its asynchronous form and the `create_user` command all come through here.
+    pub fn from_json(body: &JsonObject) -> Result<Self, Problem> {
+        match (
+            body.field("name", UserName::parse),
+            body.field("email", EmailAddress::parse),
+        ) {
+            (Ok(name), Ok(email)) => Ok(Self { name, email }),
+            (name, email) => Err(Problem::validation(
+                [name.err(), email.err()].into_iter().flatten().collect(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(UserName::parse("  Ada  ").unwrap().as_str(), "Ada");
+        assert_eq!(UserName::parse("Zoë 🦀").unwrap().as_str(), "Zoë 🦀");
+        assert!(UserName::parse("").is_err());
+        assert!(UserName::parse("   ").is_err());
+        assert!(UserName::parse(&"é".repeat(100)).is_ok());
+        assert!(UserName::parse(&"é".repeat(101)).is_err());
+        assert!(UserName::parse("nul\0byte").is_err());
+        assert!(UserName::parse("line\nbreak").is_err());
+    }
+
+    #[test]
+    fn emails_have_a_local_part_and_a_dotted_domain() {
+        for valid in [
+            "ada@example.com",
+            "Ada.Lovelace+stack@mail.example.co.uk",
+            "o'brien@example.ie",
+            "zoë@exämple.de",
+        ] {
+            assert!(EmailAddress::parse(valid).is_ok(), "{valid}");
+        }
+        for invalid in [
+            "bar",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "ada@exa mple.com",
+            "a da@example.com",
+            ".ada@example.com",
+            "ada..l@example.com",
+            "ada@-example.com",
+            "ada@example..com",
+            "ada\0@example.com",
+            "'; DROP TABLE users; --@example.com",
+        ] {
+            assert!(EmailAddress::parse(invalid).is_err(), "{invalid}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(EmailAddress::parse(&long).is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text gives a valid name or a reason, never a panic; a valid name keeps the rules.
+        #[test]
+        fn names_parse_or_explain(raw in any::<String>()) {
+            if let Ok(name) = UserName::parse(&raw) {
+                let name = name.as_str();
+                prop_assert_eq!(name, name.trim());
+                prop_assert!(!name.is_empty() && name.chars().count() <= MAX_NAME_CHARS);
+                prop_assert!(!name.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn emails_parse_or_explain(raw in any::<String>()) {
+            if let Ok(email) = EmailAddress::parse(&raw) {
+                let email = email.as_str();
+                prop_assert_eq!(email.matches('@').count(), 1);
+                prop_assert!(email.chars().count() <= MAX_EMAIL_CHARS);
+                prop_assert!(!email.chars().any(|c| c.is_whitespace() || c.is_control()));
+            }
+        }
+
+        /// Addresses of the usual shape are accepted.
+        #[test]
+        fn ordinary_addresses_are_accepted(
+            local in "[a-z0-9]([a-z0-9._+-]{0,20}[a-z0-9])?",
+            domain in "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?",
+            tld in "[a-z]{2,6}",
+        ) {
+            let address = format!("{local}@{domain}.{tld}");
+            prop_assume!(!address.contains(".."));
+            prop_assert!(EmailAddress::parse(&address).is_ok(), "{}", address);
+        }
+    }
+}
