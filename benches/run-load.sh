@@ -5,8 +5,8 @@
 #      driver's Zipkin stand-in), then again with tracing off, RUNS times in turn (runs move
 #      by up to 10 %, as much as tracing costs); every created user's Slack message must
 #      arrive (the stack's webhook points at the driver's Slack stand-in);
-#   2. pgbench running the same transaction (insert a user and an outbox row) on the same
-#      Postgres, for the ratio.
+#   2. pgbench running the user service's own statement (insert a user and its outbox row, one
+#      round trip) on the same Postgres, for the ratio.
 # Peak RSS of each process is read from /proc. Results go to target/load/.
 #
 #   benches/run-load.sh                      # 16 connections, 20 s per run, one pair of runs
@@ -119,18 +119,27 @@ run_stack() {
     return $status
 }
 
-# pgbench: the same transaction as POST /user, on a database with the same schema.
+# pgbench: the same statement as POST /user, on a database with the same schema.
 run_pgbench() {
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)" \
         -c "CREATE DATABASE loadtest_pgbench"
     for migration in services/user/migrations/*.sql; do
         psql -q "$PG/loadtest_pgbench" -f "$migration" >/dev/null
     done
+    # The user service's own statement (services/user/src/store.rs), with literals for its
+    # parameters: one round trip that stores the user and its event.
     cat >"$OUT/insert-user.sql" <<'SQL'
-BEGIN;
-INSERT INTO users (name, email) VALUES ('Load Test', 'pgbench-' || gen_random_uuid() || '@example.com') RETURNING id, name, email, created_at;
-INSERT INTO outbox (id, exchange, routing_key, payload, trace_context) VALUES (gen_random_uuid(), 'users', 'user.created', '{"type":"user.created"}', '{}');
-COMMIT;
+WITH created AS (
+    INSERT INTO users (name, email, created_at)
+    VALUES ('Load Test', 'pgbench-' || gen_random_uuid() || '@example.com', now())
+    RETURNING id, name, email, created_at),
+event AS (
+    INSERT INTO outbox (id, exchange, routing_key, payload, trace_context)
+    SELECT gen_random_uuid(), 'users', 'user.created',
+        jsonb_set('{"id": "00000000-0000-0000-0000-000000000000", "type": "user.created", "user": {"id": 0, "name": "Load Test", "email": "pgbench@example.com", "created_at": "2026-11-28T00:00:00Z"}, "occurred_at": "2026-11-28T00:00:00Z"}'::jsonb, '{user,id}', to_jsonb(id))::text,
+        '{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
+    FROM created)
+SELECT id, name, email, created_at FROM created;
 SQL
     pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -T "$SECONDS_PER_RUN" \
         -f "$OUT/insert-user.sql" "$PG/loadtest_pgbench" | tee "$OUT/pgbench.txt"
