@@ -140,7 +140,7 @@ async fn run(options: Options) -> Result<bool, String> {
         "load \"{}\": POST {target}, {} connections, {} s after {} s of warm-up",
         options.label, options.connections, options.seconds, options.warmup
     );
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Progress::default());
     let started = Instant::now();
     let measured_from = started + Duration::from_secs(options.warmup);
     let deadline = measured_from + Duration::from_secs(options.seconds);
@@ -168,9 +168,10 @@ async fn run(options: Options) -> Result<bool, String> {
                     if status == 201 {
                         created.push(email);
                     }
+                    progress.answered.fetch_add(1, Ordering::Relaxed);
                     if now >= measured_from {
                         tally.record(status, now.elapsed());
-                        progress.fetch_add(1, Ordering::Relaxed);
+                        progress.measured.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 (tally, created)
@@ -243,24 +244,35 @@ async fn fail_if_finished(
     Ok(())
 }
 
-/// One line a second on stderr, rewritten in place (warm-up requests are not counted).
-async fn report_progress(progress: Arc<AtomicU64>, started: Instant, measured_from: Instant) {
+/// Requests answered so far, for the progress line.
+#[derive(Default)]
+struct Progress {
+    /// Every request, warm-up included: the rate.
+    answered: AtomicU64,
+    /// Those after the warm-up: the count that the final table measures.
+    measured: AtomicU64,
+}
+
+/// One line a second on stderr, rewritten in place: the phase, the requests answered in it,
+/// and the last second's rate.
+async fn report_progress(progress: Arc<Progress>, started: Instant, measured_from: Instant) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut previous = 0;
     loop {
         every.tick().await;
-        let done = progress.load(Ordering::Relaxed);
-        let (phase, since) = if Instant::now() < measured_from {
-            ("warm-up", started)
+        let answered = progress.answered.load(Ordering::Relaxed);
+        let (phase, since, in_phase) = if Instant::now() < measured_from {
+            ("warm-up", started, answered)
         } else {
-            ("measuring", measured_from)
+            let measured = progress.measured.load(Ordering::Relaxed);
+            ("measuring", measured_from, measured)
         };
         eprint!(
-            "\r  {phase:<9} {:>4.0} s  {done:>9} requests  {:>7} req/s   ",
+            "\r  {phase:<9} {:>4.0} s  {in_phase:>9} requests  {:>7} req/s   ",
             since.elapsed().as_secs_f64(),
-            done - previous
+            answered - previous
         );
-        previous = done;
+        previous = answered;
     }
 }
 
