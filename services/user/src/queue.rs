@@ -1,7 +1,9 @@
 //! user-queue: creates users from `create_user` commands, through the same validation and the
 //! same transaction (user row + outbox event) as `POST /user`. A command that can never succeed
 //! (not JSON, invalid fields, an email that exists) goes to the dead-letter queue with the
-//! reason in its `x-reason` header; one that fails because Postgres is down is retried.
+//! reason in its `x-reason` header; one that fails because Postgres is down is retried. A
+//! command delivered again after its user was stored is done, not a conflict: the user's event
+//! carries the command's id.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::configuration::{DEFAULT_QUEUE_PORT, Settings};
 use crate::domain::NewUser;
@@ -79,7 +82,15 @@ impl Handler for CommandHandler {
                 return Disposition::DeadLetter(format!("invalid command: {}", fields.join("; ")));
             }
         };
-        match self.store.create(&user).await {
+        // The event takes the command's id, so a redelivered command whose first delivery
+        // stored the user gets that user back instead of a conflict.
+        let command_id = body
+            .0
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .unwrap_or_else(Uuid::new_v4);
+        match self.store.create_once(&user, command_id).await {
             Ok(created) => {
                 tracing::info!(user.id = created.id, "user created from a command");
                 Disposition::Done

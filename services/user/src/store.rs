@@ -129,29 +129,38 @@ impl UserStore {
     }
 
     /// Stores the user and its `user.created` event: both or neither.
-    ///
-    /// A write that loses its connection is retried for `retry_budget`. The lost attempt may
-    /// have committed, and then the retry meets the email taken (the unique index makes it
-    /// wait for the earlier attempt to end, so this cannot race). Every attempt writes the same
-    /// event, so the event's id tells whether the row is this request's own: if so it is the
-    /// answer. A lost answer never turns a created user into a 409, or into a second user.
     pub async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
+        self.create_once(user, Uuid::new_v4()).await
+    }
+
+    /// [`UserStore::create`] with the event's id given. The id tells, later, whether a user
+    /// with this email was stored by this caller: a caller that may come twice (a redelivered
+    /// command) passes an id of its own, and its second coming gets the user its first one
+    /// stored instead of a conflict.
+    ///
+    /// The same holds within one call. A write that loses its connection is retried for
+    /// `retry_budget`; if the lost attempt had committed, the retry meets the email taken (the
+    /// unique index makes it wait for that attempt to end, so this cannot race) and the event
+    /// id shows that the row is this caller's own. So a lost answer never turns a created user
+    /// into a 409, or into a second user.
+    pub async fn create_once(&self, user: &NewUser, event_id: Uuid) -> Result<User, StoreError> {
         // Postgres keeps microseconds; the row and the event must carry the same instant.
         let created_at = Utc::now().trunc_subsecs(6);
         let event = UserCreated {
+            id: event_id,
+            kind: UserCreated::KIND.to_owned(),
             occurred_at: created_at,
-            ..UserCreated::new(UserSnapshot {
+            user: UserSnapshot {
                 id: 0, // written in by the insert
                 name: user.name.as_str().to_owned(),
                 email: user.email.as_str().to_owned(),
                 created_at,
-            })
+            },
         };
         let payload = serde_json::to_string(&event).expect("an event serializes");
         let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
             .unwrap_or_else(|_| "{}".to_owned());
         let deadline = Instant::now() + self.retry_budget;
-        let mut maybe_stored = false;
         loop {
             let attempt = INSERT_USER_WITH_EVENT
                 .run(
@@ -170,11 +179,10 @@ impl UserStore {
                 .map_err(StoreError::from);
             match attempt {
                 Err(StoreError::Unavailable(error)) if Instant::now() < deadline => {
-                    maybe_stored = true;
                     tracing::warn!(%error, "lost Postgres while creating a user; retrying");
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
-                Err(StoreError::DuplicateEmail) if maybe_stored => {
+                Err(StoreError::DuplicateEmail) => {
                     return self
                         .stored_with_event(user.email.as_str(), event.id)
                         .await?

@@ -100,3 +100,56 @@ async fn invalid_commands_are_dead_lettered_with_their_reason() {
     assert_eq!(users.len(), 1, "no invalid command wrote a user");
     queue.stop().await;
 }
+
+#[tokio::test]
+async fn a_command_delivered_twice_creates_one_user_and_one_event_and_no_dead_letter() {
+    let app = spawn_app().await;
+    let queue = spawn_user_queue(&app).await;
+    app.vhost
+        .observe(
+            "test.observer",
+            "users",
+            ExchangeKind::Topic,
+            "user.created",
+        )
+        .await;
+    let email = unique_email();
+    let command = CreateUser::new("twice", email.clone());
+    for _ in 0..2 {
+        app.vhost
+            .publish(
+                "user-commands",
+                "create_user",
+                &serde_json::to_vec(&command).unwrap(),
+                BasicProperties::default().with_message_id(command.id.to_string().into()),
+            )
+            .await;
+    }
+    let event = app
+        .vhost
+        .get("test.observer", Duration::from_secs(15))
+        .await
+        .expect("the user.created event");
+    let event: Value = serde_json::from_slice(&event.delivery.data).unwrap();
+    assert_eq!(event["user"]["email"], email);
+    assert_eq!(
+        event["id"],
+        command.id.to_string(),
+        "the event has the command's id"
+    );
+    // The second delivery found the first one's user: no conflict, no second event.
+    assert!(
+        app.vhost.get(DEAD, Duration::from_secs(2)).await.is_none(),
+        "the second delivery was dead-lettered"
+    );
+    assert!(
+        app.vhost
+            .get("test.observer", Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a second event"
+    );
+    let users: Vec<Value> = app.get("/users").await.json().await.unwrap();
+    assert_eq!(users.len(), 1);
+    queue.stop().await;
+}
