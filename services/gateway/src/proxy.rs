@@ -15,7 +15,11 @@ use crate::auth::Subject;
 use crate::configuration::Upstream;
 
 /// Request headers passed on to the services.
-const REQUEST_HEADERS: &[HeaderName] = &[header::CONTENT_TYPE, header::ACCEPT];
+const REQUEST_HEADERS: [HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static(messaging::users::IDEMPOTENCY_KEY_HEADER),
+];
 /// Response headers passed back to the client.
 const RESPONSE_HEADERS: &[HeaderName] = &[
     header::CONTENT_TYPE,

@@ -146,6 +146,16 @@ impl Problem {
         )
     }
 
+    /// An `Idempotency-Key` sent again with a different request than the one it first named.
+    pub fn idempotency_key_reused(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:idempotency-key-reused",
+            "Idempotency key reused",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            detail,
+        )
+    }
+
     /// A dependency (database, cache, broker) cannot be reached; retrying later may succeed.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(

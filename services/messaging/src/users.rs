@@ -4,6 +4,7 @@
 //! [`NewUser::from_json`], so the three cannot disagree on what a valid user is.
 
 use service_kit::{JsonObject, Problem};
+use uuid::Uuid;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_EMAIL_CHARS: usize = 254;
@@ -103,9 +104,62 @@ impl NewUser {
     }
 }
 
+/// The header by which a client names one creation: `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// Fixed, so that a key gives the same event id in every process and release.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_0d5e_8f4a_4c1e_9b7a_2f3e_5d6c_7b8a);
+
+/// A client's own name for one user creation, so that it can send the request again (after a
+/// timeout or a 503) and get the user it created back instead of a 409. It becomes the id of
+/// the creation's event, which the store checks when the email is taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// 1 to 255 visible ASCII characters.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty()
+            || raw.len() > MAX_IDEMPOTENCY_KEY_CHARS
+            || !raw.bytes().all(|byte| byte.is_ascii_graphic())
+        {
+            return Err(format!(
+                "must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The event id of the creation this key names, for the client `subject` (keys are each
+    /// client's own: two clients may pick the same one).
+    pub fn event_id(&self, subject: &str) -> Uuid {
+        Uuid::new_v5(
+            &IDEMPOTENCY_NAMESPACE,
+            format!("{subject}\n{}", self.0).as_bytes(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_bounded_visible_ascii_and_scoped_by_client() {
+        let key = IdempotencyKey::parse("order-7f3a").unwrap();
+        assert_eq!(key.event_id("alice"), key.event_id("alice"), "stable");
+        assert_ne!(key.event_id("alice"), key.event_id("bob"), "per client");
+        assert_ne!(
+            key.event_id("alice"),
+            IdempotencyKey::parse("order-7f3b")
+                .unwrap()
+                .event_id("alice")
+        );
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for invalid in ["", " ", "two words", "tab\t", "zoë", &"k".repeat(256)] {
+            assert!(IdempotencyKey::parse(invalid).is_err(), "{invalid:?}");
+        }
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

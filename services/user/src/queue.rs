@@ -90,7 +90,7 @@ impl Handler for CommandHandler {
             .and_then(Value::as_str)
             .and_then(|id| Uuid::parse_str(id).ok())
             .unwrap_or_else(Uuid::new_v4);
-        match self.store.create_once(&user, command_id).await {
+        match self.store.create(&user, command_id).await {
             Ok(created) => {
                 tracing::info!(user.id = created.id, "user created from a command");
                 Disposition::Done
@@ -98,6 +98,9 @@ impl Handler for CommandHandler {
             Err(StoreError::DuplicateEmail) => {
                 Disposition::DeadLetter("conflict: a user with this email exists already".into())
             }
+            Err(StoreError::EventIdReused) => Disposition::DeadLetter(
+                "conflict: this command id was used before for another user".into(),
+            ),
             Err(StoreError::Unavailable(error)) => {
                 Disposition::Retry(format!("the database is unavailable: {error}"))
             }

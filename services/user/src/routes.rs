@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use messaging::users::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey};
 use serde::Deserialize;
 use service_kit::{FieldError, JsonObject, Problem};
+use uuid::Uuid;
 
 use crate::domain::{NewUser, User};
 use crate::startup::AppState;
@@ -22,6 +24,9 @@ impl From<StoreError> for Problem {
             StoreError::DuplicateEmail => {
                 Problem::conflict("a user with this email exists already")
             }
+            StoreError::EventIdReused => Problem::idempotency_key_reused(
+                "this Idempotency-Key was sent before with another name or email",
+            ),
             StoreError::Unavailable(error) => {
                 tracing::warn!(%error, "the database is unavailable");
                 Problem::unavailable("the user database is unavailable; try again shortly")
@@ -39,22 +44,42 @@ impl From<StoreError> for Problem {
     post,
     path = "/user",
     tag = "users",
+    params(("idempotency-key" = Option<String>, Header, description = "Your name for this creation, 1 to 255 visible ASCII characters: sent again, the request answers with the user it created instead of a 409 (for a day after)")),
     request_body(content = crate::domain::NewUserBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "The user was created", body = User,
+        (status = 201, description = "The user was created (or, for an `Idempotency-Key` sent before, had been)", body = User,
             headers(("location" = String, description = "Where the user can be read"))),
-        (status = 400, description = "The body is not JSON, not an object, or has invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON, not an object, or has invalid fields; or the `Idempotency-Key` is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A user with this email exists already", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The `Idempotency-Key` was sent before with another name or email", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_user(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, Problem> {
-    let user = state.store.create(&NewUser::from_json(&body)?).await?;
+    let new_user = NewUser::from_json(&body)?;
+    let event_id = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => Uuid::new_v4(),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .map_err(|_| "must be visible ASCII characters".to_owned())
+                .and_then(IdempotencyKey::parse)
+                .map_err(|reason| Problem::malformed(format!("Idempotency-Key {reason}")))?;
+            // Set by the gateway, which authenticates the caller; absent on direct calls.
+            let subject = headers
+                .get(telemetry::http_server::ENDUSER_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            key.event_id(subject)
+        }
+    };
+    let user = state.store.create(&new_user, event_id).await?;
     tracing::info!(user.id = user.id, "user created");
     let location = format!("/user/{}", user.id);
     Ok((

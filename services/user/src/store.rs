@@ -17,6 +17,8 @@ use crate::domain::{NewUser, User};
 pub enum StoreError {
     #[error("a user with this email exists already")]
     DuplicateEmail,
+    #[error("this event id was stored with another user")]
+    EventIdReused,
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
@@ -71,14 +73,14 @@ const INSERT_USER_WITH_EVENT: DbOperation = DbOperation {
             SELECT id, name, email, created_at FROM created",
 };
 
-/// The user with this email if the event `$2` was stored with it, i.e. if the attempt that
-/// wrote that event committed.
-const STORED_WITH_EVENT: DbOperation = DbOperation {
+/// The user that the event `$1` was stored with, if that event was stored (and not yet pruned).
+const CREATED_WITH_EVENT: DbOperation = DbOperation {
     system: "postgresql",
     operation: "SELECT",
     collection: "users",
-    query: "SELECT id, name, email, created_at FROM users \
-            WHERE lower(email) = lower($1) AND EXISTS (SELECT 1 FROM outbox WHERE id = $2)",
+    query: "SELECT u.id, u.name, u.email, u.created_at FROM outbox o \
+            JOIN users u ON u.id = (o.payload::jsonb -> 'user' ->> 'id')::bigint \
+            WHERE o.id = $1",
 };
 
 const SELECT_USER: DbOperation = DbOperation {
@@ -128,22 +130,20 @@ impl UserStore {
         &self.pool
     }
 
-    /// Stores the user and its `user.created` event: both or neither.
-    pub async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
-        self.create_once(user, Uuid::new_v4()).await
-    }
-
-    /// [`UserStore::create`] with the event's id given. The id tells, later, whether a user
-    /// with this email was stored by this caller: a caller that may come twice (a redelivered
-    /// command) passes an id of its own, and its second coming gets the user its first one
-    /// stored instead of a conflict.
+    /// Stores the user and its `user.created` event, whose id is `event_id`: both or neither.
+    ///
+    /// The event id tells, later, whether a user was stored by this caller. A caller that may
+    /// come twice passes an id of its own (one derived from an idempotency key, a command's
+    /// id), and its second coming gets the user its first one stored instead of a conflict;
+    /// the same id with another name or email is [`StoreError::EventIdReused`]. Otherwise a
+    /// fresh id.
     ///
     /// The same holds within one call. A write that loses its connection is retried for
     /// `retry_budget`; if the lost attempt had committed, the retry meets the email taken (the
     /// unique index makes it wait for that attempt to end, so this cannot race) and the event
     /// id shows that the row is this caller's own. So a lost answer never turns a created user
     /// into a 409, or into a second user.
-    pub async fn create_once(&self, user: &NewUser, event_id: Uuid) -> Result<User, StoreError> {
+    pub async fn create(&self, user: &NewUser, event_id: Uuid) -> Result<User, StoreError> {
         // Postgres keeps microseconds; the row and the event must carry the same instant.
         let created_at = Utc::now().trunc_subsecs(6);
         let event = UserCreated {
@@ -182,26 +182,28 @@ impl UserStore {
                     tracing::warn!(%error, "lost Postgres while creating a user; retrying");
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
+                // The email or the event id is taken: by this caller before, or by another.
                 Err(StoreError::DuplicateEmail) => {
-                    return self
-                        .stored_with_event(user.email.as_str(), event.id)
-                        .await?
-                        .ok_or(StoreError::DuplicateEmail);
+                    return match self.created_with_event(event.id).await? {
+                        Some(existing)
+                            if existing.name == user.name.as_str()
+                                && existing.email == user.email.as_str() =>
+                        {
+                            Ok(existing)
+                        }
+                        Some(_) => Err(StoreError::EventIdReused),
+                        None => Err(StoreError::DuplicateEmail),
+                    };
                 }
                 outcome => return outcome,
             }
         }
     }
 
-    async fn stored_with_event(
-        &self,
-        email: &str,
-        event: Uuid,
-    ) -> Result<Option<User>, StoreError> {
-        Ok(STORED_WITH_EVENT
+    async fn created_with_event(&self, event: Uuid) -> Result<Option<User>, StoreError> {
+        Ok(CREATED_WITH_EVENT
             .run(
-                sqlx::query_as::<_, User>(STORED_WITH_EVENT.query)
-                    .bind(email)
+                sqlx::query_as::<_, User>(CREATED_WITH_EVENT.query)
                     .bind(event)
                     .fetch_optional(&self.pool),
             )

@@ -14,6 +14,7 @@ async fn a_request_reaches_the_service_as_sent_and_its_answer_comes_back() {
         .post(gateway.url("/user"))
         .bearer_auth(token("alice"))
         .header("x-request-id", "req-42")
+        .header("idempotency-key", "create-foo")
         .header("content-type", "application/json")
         .body(r#"{"name":"foo","email":"foo@example.com"}"#)
         .send()
@@ -33,6 +34,7 @@ async fn a_request_reaches_the_service_as_sent_and_its_answer_comes_back() {
     let headers = &echoed["headers"];
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["x-request-id"], "req-42");
+    assert_eq!(headers["idempotency-key"], "create-foo");
     assert_eq!(
         headers["x-enduser-id"], "alice",
         "the subject goes to the service"

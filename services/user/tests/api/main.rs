@@ -4,6 +4,7 @@ mod helpers;
 
 mod commands;
 mod events;
+mod idempotency;
 mod metrics;
 mod openapi;
 mod problems;

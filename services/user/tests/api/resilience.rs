@@ -153,3 +153,36 @@ async fn without_retries_a_lost_answer_is_a_503_for_a_stored_user() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_an_idempotency_key_the_client_retrying_after_that_503_gets_its_user() {
+    // The gap the retry budget leaves (Postgres away longer than it), closed by the client.
+    let proxy = postgres_proxy();
+    let app = spawn_app_with(Options {
+        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
+        ..Options::default()
+    })
+    .await;
+    let email = unique_email();
+    let body = json!({"name": "lost answer", "email": email});
+    let post = || {
+        app.client
+            .post(app.url("/user"))
+            .header("idempotency-key", "retry-me")
+            .json(&body)
+            .send()
+    };
+    proxy.drop_answer_to(email.as_bytes());
+    assert_eq!(post().await.unwrap().status(), 503);
+    let retried = post().await.unwrap();
+    assert_eq!(
+        retried.status(),
+        201,
+        "the retry found the user its key created"
+    );
+    let created: Value = retried.json().await.unwrap();
+    let (users, events) = stored_for(&app, &email).await;
+    assert_eq!(users, [created["id"].as_i64().unwrap()]);
+    assert_eq!(events, 1);
+    app.stop().await;
+}
