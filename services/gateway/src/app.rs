@@ -12,7 +12,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use messaging::events::CreateUser;
-use messaging::users::NewUser;
+use messaging::users::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, NewUser};
 use serde_json::json;
 use service_kit::{JsonObject, Problem};
 use telemetry::Metrics;
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::auth::{self, Authenticator};
+use crate::auth::{self, Authenticator, Subject};
 use crate::commands::{Commands, SendError};
 use crate::configuration::{DEVELOPMENT_SECRET, Settings, TokenKey, Upstream};
 use crate::docs::ApiDoc;
@@ -120,7 +120,7 @@ fn prefers_async(request: &Request) -> bool {
     security(("bearer" = [])),
     params(
         ("prefer" = Option<String>, Header, description = "`respond-async` to create the user asynchronously"),
-        ("idempotency-key" = Option<String>, Header, description = "Your name for this creation, 1 to 255 visible ASCII characters: sent again, the request answers with the user it created instead of a 409 (for a day after)"),
+        ("idempotency-key" = Option<String>, Header, description = "Your name for this creation, 1 to 255 visible ASCII characters: sent again, the request answers with the user it created instead of a 409 (for a day after); with `respond-async`, the user is created once however often the command is sent"),
     ),
     request_body(content = crate::docs::NewUser, content_type = "application/json"),
     responses(
@@ -146,6 +146,18 @@ pub async fn create_user(State(state): State<AppState>, request: Request) -> Res
     if !prefers_async(&request) {
         return state.proxy.forward(&state.user, request).await;
     }
+    // With a key the command's id is the key's event id, as the user service derives it: the
+    // same request sent again, either way, creates its user once.
+    let command_id = match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => match IdempotencyKey::parse(value.as_bytes()) {
+            Ok(key) => {
+                let subject = request.extensions().get::<Subject>();
+                Some(key.event_id(subject.map_or("", |Subject(subject)| subject.as_str())))
+            }
+            Err(detail) => return Problem::malformed(detail).into_response(),
+        },
+    };
     let body = match JsonObject::from_request(request, &()).await {
         Ok(body) => body,
         Err(problem) => return problem.into_response(),
@@ -157,7 +169,10 @@ pub async fn create_user(State(state): State<AppState>, request: Request) -> Res
         Err(problem) => return problem.into_response(),
     };
     let email = user.email.as_str();
-    let command = CreateUser::new(user.name.as_str(), email);
+    let mut command = CreateUser::new(user.name.as_str(), email);
+    if let Some(id) = command_id {
+        command.id = id;
+    }
     match state.commands.send(&command).await {
         Ok(()) => {
             let location = format!("/users?email={}", urlencode(email));

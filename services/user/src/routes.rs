@@ -66,11 +66,7 @@ pub async fn create_user(
     let event_id = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => Uuid::new_v4(),
         Some(value) => {
-            let key = value
-                .to_str()
-                .map_err(|_| "must be visible ASCII characters".to_owned())
-                .and_then(IdempotencyKey::parse)
-                .map_err(|reason| Problem::malformed(format!("Idempotency-Key {reason}")))?;
+            let key = IdempotencyKey::parse(value.as_bytes()).map_err(Problem::malformed)?;
             // Set by the gateway, which authenticates the caller; absent on direct calls.
             let subject = headers
                 .get(telemetry::http_server::ENDUSER_HEADER)

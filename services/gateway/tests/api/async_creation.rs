@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use messaging::users::IdempotencyKey;
 use serde_json::{Value, json};
 use test_support::{TcpProxy, TestVhost};
 
@@ -128,4 +129,39 @@ async fn an_invalid_async_creation_is_a_400_naming_each_field_and_sends_no_comma
             .is_none(),
         "the invalid user sent no command"
     );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_the_command_id_the_one_the_user_service_would_give_its_event() {
+    let vhost = TestVhost::new().await;
+    let gateway = spawn_gateway(&[("AMQP_URL", vhost.amqp_url())]).await;
+    let post = |key: &'static str| {
+        gateway
+            .client
+            .post(gateway.url("/user"))
+            .bearer_auth(token("alice"))
+            .header("prefer", "respond-async")
+            .header("idempotency-key", key)
+            .json(&json!({"name": "keyed", "email": "keyed@example.com"}))
+            .send()
+    };
+    // The same id as a synchronous POST with this key: user-queue gives the event the
+    // command's id, so either way, and however often, the user is created once.
+    let expected = IdempotencyKey::parse(b"signup-1")
+        .unwrap()
+        .event_id("alice")
+        .to_string();
+    for _ in 0..2 {
+        let response = post("signup-1").await.unwrap();
+        assert_eq!(response.status(), 202);
+        let accepted: Value = response.json().await.unwrap();
+        assert_eq!(accepted["command_id"], expected);
+        let command = vhost
+            .get("user-queue.commands", Duration::from_secs(5))
+            .await
+            .expect("the command is queued");
+        let command: Value = serde_json::from_slice(&command.delivery.data).unwrap();
+        assert_eq!(command["id"], expected);
+    }
+    assert_eq!(post("two words").await.unwrap().status(), 400);
 }
