@@ -28,14 +28,7 @@ async fn i_ask_how_the_stack_is(world: &mut StackWorld) {
 #[then("the health report lists exactly these services:")]
 fn the_health_report_lists(world: &mut StackWorld, step: &Step) {
     let answer = world.answer();
-    let mut expected: Vec<&str> = step
-        .table
-        .as_ref()
-        .expect("the step lists the services in a table")
-        .rows
-        .iter()
-        .map(|row| row[0].as_str())
-        .collect();
+    let mut expected = super::listed(step);
     expected.sort_unstable();
     let report = answer.json();
     let mut listed: Vec<&str> = report

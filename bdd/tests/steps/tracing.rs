@@ -28,24 +28,13 @@ fn the_answer_carries_its_trace_id(world: &mut StackWorld) {
 
 #[then("that trace soon holds spans from each of these services:")]
 async fn that_trace_soon_holds_spans_from(world: &mut StackWorld, step: &Step) {
-    let expected: Vec<&str> = step
-        .table
-        .as_ref()
-        .expect("the step lists the services in a table")
-        .rows
-        .iter()
-        .map(|row| row[0].as_str())
-        .collect();
+    let expected = super::listed(step);
     let (world, expected) = (&*world, &expected);
     let trace_id = world.trace_id();
     soon(
         &format!("spans of trace {trace_id} from {expected:?}"),
         || async move {
-            let spans = world
-                .target()
-                .traces
-                .spans(world.client(), trace_id)
-                .await?;
+            let spans = world.trace_spans().await?;
             let services: HashSet<&str> = spans.iter().map(service).collect();
             if expected.iter().all(|name| services.contains(name)) {
                 Ok(())
@@ -94,11 +83,7 @@ async fn every_span_hangs_from_one_root(world: &mut StackWorld) {
     soon(
         &format!("trace {trace_id} forming one tree"),
         || async move {
-            let spans = world
-                .target()
-                .traces
-                .spans(world.client(), trace_id)
-                .await?;
+            let spans = world.trace_spans().await?;
             match why_not_one_tree(&spans) {
                 None => Ok(()),
                 Some(reason) => Err(reason),

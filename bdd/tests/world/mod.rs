@@ -121,14 +121,6 @@ impl StackWorld {
         }
     }
 
-    pub fn target(&self) -> &'static Target {
-        self.target
-    }
-
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
     /// `path_and_query` on the gateway.
     pub fn url(&self, path_and_query: &str) -> Url {
         self.target
@@ -183,6 +175,14 @@ impl StackWorld {
         self.trace_id
             .as_deref()
             .expect("an earlier step of the scenario picks the trace to follow")
+    }
+
+    /// The spans of the followed trace that have arrived so far.
+    pub async fn trace_spans(&self) -> Result<Vec<Value>, String> {
+        self.target
+            .traces
+            .spans(&self.client, self.trace_id())
+            .await
     }
 
     /// `GET url`, without keeping the answer.

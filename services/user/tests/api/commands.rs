@@ -4,41 +4,38 @@
 use std::time::Duration;
 
 use lapin::BasicProperties;
-use lapin::ExchangeKind;
 use messaging::events::CreateUser;
 use serde_json::{Value, json};
 use test_support::rabbitmq::header;
 
-use crate::helpers::{spawn_app, spawn_user_queue, unique_email};
+use crate::helpers::{EVENTS, TestApp, spawn_app, spawn_user_queue, unique_email};
 
 const DEAD: &str = "user-queue.commands.dead";
+
+/// Publishes `command` as the gateway does.
+async fn send(app: &TestApp, command: &CreateUser) {
+    app.vhost
+        .publish(
+            "user-commands",
+            "create_user",
+            &serde_json::to_vec(command).unwrap(),
+            BasicProperties::default().with_message_id(command.id.to_string().into()),
+        )
+        .await;
+}
 
 #[tokio::test]
 async fn a_create_user_command_creates_the_user_and_its_event() {
     let app = spawn_app().await;
     let queue = spawn_user_queue(&app).await;
-    app.vhost
-        .observe(
-            "test.observer",
-            "users",
-            ExchangeKind::Topic,
-            "user.created",
-        )
-        .await;
+    app.observe_user_events().await;
     let email = unique_email();
     let command = CreateUser::new("queued", email.clone());
-    app.vhost
-        .publish(
-            "user-commands",
-            "create_user",
-            &serde_json::to_vec(&command).unwrap(),
-            BasicProperties::default().with_message_id(command.id.to_string().into()),
-        )
-        .await;
+    send(&app, &command).await;
 
     let event = app
         .vhost
-        .get("test.observer", Duration::from_secs(15))
+        .get(EVENTS, Duration::from_secs(15))
         .await
         .expect("the user.created event of the command's user");
     let event: Value = serde_json::from_slice(&event.delivery.data).unwrap();
@@ -105,29 +102,15 @@ async fn invalid_commands_are_dead_lettered_with_their_reason() {
 async fn a_command_delivered_twice_creates_one_user_and_one_event_and_no_dead_letter() {
     let app = spawn_app().await;
     let queue = spawn_user_queue(&app).await;
-    app.vhost
-        .observe(
-            "test.observer",
-            "users",
-            ExchangeKind::Topic,
-            "user.created",
-        )
-        .await;
+    app.observe_user_events().await;
     let email = unique_email();
     let command = CreateUser::new("twice", email.clone());
     for _ in 0..2 {
-        app.vhost
-            .publish(
-                "user-commands",
-                "create_user",
-                &serde_json::to_vec(&command).unwrap(),
-                BasicProperties::default().with_message_id(command.id.to_string().into()),
-            )
-            .await;
+        send(&app, &command).await;
     }
     let event = app
         .vhost
-        .get("test.observer", Duration::from_secs(15))
+        .get(EVENTS, Duration::from_secs(15))
         .await
         .expect("the user.created event");
     let event: Value = serde_json::from_slice(&event.delivery.data).unwrap();
@@ -144,7 +127,7 @@ async fn a_command_delivered_twice_creates_one_user_and_one_event_and_no_dead_le
     );
     assert!(
         app.vhost
-            .get("test.observer", Duration::from_millis(500))
+            .get(EVENTS, Duration::from_millis(500))
             .await
             .is_none(),
         "a second event"

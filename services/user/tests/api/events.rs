@@ -3,23 +3,18 @@
 
 use std::time::Duration;
 
-use lapin::ExchangeKind;
 use serde_json::{Value, json};
 use test_support::rabbitmq::header;
 use test_support::{TcpProxy, ZipkinReceiver};
 
 use crate::helpers::{
-    Options, spawn_app, spawn_app_exporting_to_zipkin, spawn_app_with, unique_email,
+    EVENTS, Options, spawn_app, spawn_app_exporting_to_zipkin, spawn_app_with, unique_email,
 };
-
-const OBSERVER: &str = "test.observer";
 
 #[tokio::test]
 async fn creating_a_user_publishes_one_persistent_event_carrying_the_trace() {
     let app = spawn_app().await;
-    app.vhost
-        .observe(OBSERVER, "users", ExchangeKind::Topic, "user.created")
-        .await;
+    app.observe_user_events().await;
     let response = app
         .post_user(&json!({"name": "Ada", "email": "ada@example.com"}))
         .await;
@@ -32,7 +27,7 @@ async fn creating_a_user_publishes_one_persistent_event_carrying_the_trace() {
 
     let message = app
         .vhost
-        .get(OBSERVER, Duration::from_secs(10))
+        .get(EVENTS, Duration::from_secs(10))
         .await
         .expect("the event is published");
     let event: Value = serde_json::from_slice(&message.delivery.data).unwrap();
@@ -63,7 +58,7 @@ async fn creating_a_user_publishes_one_persistent_event_carrying_the_trace() {
     // Exactly one event.
     assert!(
         app.vhost
-            .get(OBSERVER, Duration::from_millis(500))
+            .get(EVENTS, Duration::from_millis(500))
             .await
             .is_none()
     );
@@ -73,9 +68,7 @@ async fn creating_a_user_publishes_one_persistent_event_carrying_the_trace() {
 async fn the_producer_span_belongs_to_the_requests_trace() {
     let zipkin = ZipkinReceiver::start();
     let app = spawn_app_exporting_to_zipkin(zipkin.endpoint()).await;
-    app.vhost
-        .observe(OBSERVER, "users", ExchangeKind::Topic, "user.created")
-        .await;
+    app.observe_user_events().await;
     let response = app
         .post_user(&json!({"name": "traced", "email": unique_email()}))
         .await;
@@ -85,7 +78,7 @@ async fn the_producer_span_belongs_to_the_requests_trace() {
         .to_owned();
     let message = app
         .vhost
-        .get(OBSERVER, Duration::from_secs(10))
+        .get(EVENTS, Duration::from_secs(10))
         .await
         .unwrap();
     app.stop().await;
@@ -125,9 +118,7 @@ async fn users_are_created_while_the_broker_is_away_and_every_event_follows_once
         ..Options::default()
     })
     .await;
-    app.vhost
-        .observe(OBSERVER, "users", ExchangeKind::Topic, "user.created")
-        .await;
+    app.observe_user_events().await;
 
     proxy.cut();
     let mut emails = Vec::new();
@@ -144,7 +135,7 @@ async fn users_are_created_while_the_broker_is_away_and_every_event_follows_once
         emails.push(email);
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(app.vhost.count(OBSERVER).await, 0);
+    assert_eq!(app.vhost.count(EVENTS).await, 0);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"outbox_pending_events{service="user"} 5"#),
@@ -153,7 +144,7 @@ async fn users_are_created_while_the_broker_is_away_and_every_event_follows_once
 
     proxy.restore();
     let mut received = Vec::new();
-    while let Some(message) = app.vhost.get(OBSERVER, Duration::from_secs(15)).await {
+    while let Some(message) = app.vhost.get(EVENTS, Duration::from_secs(15)).await {
         let event: Value = serde_json::from_slice(&message.delivery.data).unwrap();
         received.push(event["user"]["email"].as_str().unwrap().to_owned());
         if received.len() == emails.len() {
@@ -165,7 +156,7 @@ async fn users_are_created_while_the_broker_is_away_and_every_event_follows_once
     assert_eq!(received, emails, "every event, each once");
     assert!(
         app.vhost
-            .get(OBSERVER, Duration::from_millis(800))
+            .get(EVENTS, Duration::from_millis(800))
             .await
             .is_none(),
         "no duplicate"

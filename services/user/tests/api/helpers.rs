@@ -3,11 +3,16 @@
 
 use std::time::Duration;
 
+use lapin::ExchangeKind;
 use reqwest::Response;
 use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
 use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
 use test_support::{InProcess, TestDatabase, TestVhost, wait_until_ready};
 use user::Settings;
+
+/// The queue that [`TestApp::observe_user_events`] binds to the `user.created` events.
+pub const EVENTS: &str = "test.observer";
 
 pub struct TestApp {
     pub address: String,
@@ -114,8 +119,53 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// `POST /user` with an `Idempotency-Key`, as the client `subject` when one is given (the
+    /// gateway names it in `x-enduser-id`).
+    pub async fn post_user_keyed(
+        &self,
+        body: &Value,
+        key: &str,
+        subject: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/user"))
+            .header("idempotency-key", key)
+            .json(body);
+        if let Some(subject) = subject {
+            request = request.header(telemetry::http_server::ENDUSER_HEADER, subject);
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Binds [`EVENTS`] to the `user.created` events, so a test can read what was published.
+    pub async fn observe_user_events(&self) {
+        self.vhost
+            .observe(EVENTS, "users", ExchangeKind::Topic, "user.created")
+            .await;
+    }
+
+    /// The ids of the users and the number of outbox events stored for `email`, read straight
+    /// from the database (past any proxy a test put in front of it).
+    pub async fn stored(&self, email: &str) -> (Vec<i64>, i64) {
+        let mut database = PgConnection::connect(&self.database.url()).await.unwrap();
+        let users = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_all(&mut database)
+            .await
+            .unwrap();
+        let events = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE payload::jsonb -> 'user' ->> 'email' = $1",
+        )
+        .bind(email)
+        .fetch_one(&mut database)
+        .await
+        .unwrap();
+        (users, events)
     }
 
     /// Stops the service gracefully and waits until its last spans are flushed.

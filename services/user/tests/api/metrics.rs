@@ -4,10 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::time::Duration;
 
-use lapin::ExchangeKind;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, unique_email};
+use crate::helpers::{EVENTS, spawn_app, unique_email};
 
 /// Metric family -> the label keys seen on its samples (values vary; names and keys do not).
 fn families(exposition: &str) -> BTreeMap<String, BTreeSet<String>> {
@@ -44,18 +43,11 @@ fn families(exposition: &str) -> BTreeMap<String, BTreeSet<String>> {
 #[tokio::test]
 async fn metrics_expose_the_conventional_families() {
     let app = spawn_app().await;
-    app.vhost
-        .observe(
-            "test.observer",
-            "users",
-            ExchangeKind::Topic,
-            "user.created",
-        )
-        .await;
+    app.observe_user_events().await;
     app.create_user("metered", &unique_email()).await;
     // Once the event is out, the relay's metrics exist too.
     app.vhost
-        .get("test.observer", Duration::from_secs(10))
+        .get(EVENTS, Duration::from_secs(10))
         .await
         .expect("the event is published");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -3,23 +3,29 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 use test_support::TcpProxy;
 
-use crate::helpers::{Options, spawn_app_with, unique_email};
+use crate::helpers::{Options, TestApp, spawn_app_with, unique_email};
 
 fn postgres_proxy() -> TcpProxy {
     TcpProxy::start("127.0.0.1:5432")
 }
 
+/// The service reaching Postgres through `proxy`, retrying lost writes for `retry_budget`
+/// (none by default).
+async fn spawn_behind(proxy: &TcpProxy, retry_budget: Option<Duration>) -> TestApp {
+    spawn_app_with(Options {
+        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
+        retry_budget,
+        ..Options::default()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn postgres_down_is_503_and_the_service_recovers_by_itself() {
     let proxy = postgres_proxy();
-    let app = spawn_app_with(Options {
-        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_behind(&proxy, None).await;
     app.create_user("before", &unique_email()).await;
 
     proxy.cut();
@@ -76,33 +82,10 @@ async fn start_up_waits_for_postgres() {
     app.create_user("patient", &unique_email()).await;
 }
 
-/// The user rows and the outbox events stored for `email`, read past any proxy.
-async fn stored_for(app: &crate::helpers::TestApp, email: &str) -> (Vec<i64>, i64) {
-    let mut database = PgConnection::connect(&app.database.url()).await.unwrap();
-    let users = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_all(&mut database)
-        .await
-        .unwrap();
-    let events = sqlx::query_scalar(
-        "SELECT count(*) FROM outbox WHERE payload::jsonb -> 'user' ->> 'email' = $1",
-    )
-    .bind(email)
-    .fetch_one(&mut database)
-    .await
-    .unwrap();
-    (users, events)
-}
-
 #[tokio::test]
 async fn a_write_whose_answer_is_lost_is_answered_201_with_one_user_and_one_event() {
     let proxy = postgres_proxy();
-    let app = spawn_app_with(Options {
-        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
-        retry_budget: Some(Duration::from_secs(5)),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_behind(&proxy, Some(Duration::from_secs(5))).await;
     let email = unique_email();
     // The statement that stores the user and its event reaches Postgres and commits; its
     // answer does not come back. Only that statement's parameters carry the email.
@@ -112,7 +95,7 @@ async fn a_write_whose_answer_is_lost_is_answered_201_with_one_user_and_one_even
         .await;
     assert_eq!(response.status(), 201, "the retry found the committed row");
     let created: Value = response.json().await.unwrap();
-    let (users, events) = stored_for(&app, &email).await;
+    let (users, events) = app.stored(&email).await;
     assert_eq!(
         users,
         [created["id"].as_i64().unwrap()],
@@ -126,11 +109,7 @@ async fn a_write_whose_answer_is_lost_is_answered_201_with_one_user_and_one_even
 async fn without_retries_a_lost_answer_is_a_503_for_a_stored_user() {
     // Why the retry exists: the answer says "unavailable", yet the user was stored.
     let proxy = postgres_proxy();
-    let app = spawn_app_with(Options {
-        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_behind(&proxy, None).await;
     let email = unique_email();
     proxy.drop_answer_to(email.as_bytes());
     let response = app
@@ -141,7 +120,7 @@ async fn without_retries_a_lost_answer_is_a_503_for_a_stored_user() {
     // a retry's INSERT waits for it on the unique index).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (users, events) = stored_for(&app, &email).await;
+        let (users, events) = app.stored(&email).await;
         if (users.len(), events) == (1, 1) {
             break;
         }
@@ -158,30 +137,20 @@ async fn without_retries_a_lost_answer_is_a_503_for_a_stored_user() {
 async fn with_an_idempotency_key_the_client_retrying_after_that_503_gets_its_user() {
     // The gap the retry budget leaves (Postgres away longer than it), closed by the client.
     let proxy = postgres_proxy();
-    let app = spawn_app_with(Options {
-        postgres_server: Some(format!("postgres://postgres@{}", proxy.address())),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_behind(&proxy, None).await;
     let email = unique_email();
     let body = json!({"name": "lost answer", "email": email});
-    let post = || {
-        app.client
-            .post(app.url("/user"))
-            .header("idempotency-key", "retry-me")
-            .json(&body)
-            .send()
-    };
     proxy.drop_answer_to(email.as_bytes());
-    assert_eq!(post().await.unwrap().status(), 503);
-    let retried = post().await.unwrap();
+    let first = app.post_user_keyed(&body, "retry-me", None).await;
+    assert_eq!(first.status(), 503);
+    let retried = app.post_user_keyed(&body, "retry-me", None).await;
     assert_eq!(
         retried.status(),
         201,
         "the retry found the user its key created"
     );
     let created: Value = retried.json().await.unwrap();
-    let (users, events) = stored_for(&app, &email).await;
+    let (users, events) = app.stored(&email).await;
     assert_eq!(users, [created["id"].as_i64().unwrap()]);
     assert_eq!(events, 1);
     app.stop().await;
