@@ -37,7 +37,12 @@ pub async fn replay(connection: &Connection, queue: &ConsumerQueue) -> Result<u3
         else {
             break;
         };
-        let headers = without_attempts(&message.properties.headers().clone().unwrap_or_default());
+        let headers = message
+            .properties
+            .headers()
+            .as_ref()
+            .map(without_attempts)
+            .unwrap_or_default();
         let message_id = message
             .properties
             .message_id()

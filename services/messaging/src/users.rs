@@ -6,8 +6,8 @@
 use service_kit::{JsonObject, Problem};
 use uuid::Uuid;
 
-pub const MAX_NAME_CHARS: usize = 100;
-pub const MAX_EMAIL_CHARS: usize = 254;
+const MAX_NAME_CHARS: usize = 100;
+const MAX_EMAIL_CHARS: usize = 254;
 const MAX_LOCAL_PART_CHARS: usize = 64;
 
 /// A display name: trimmed, 1 to 100 characters, no control characters.
@@ -106,7 +106,7 @@ impl NewUser {
 
 /// The header by which a client names one creation: `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// Fixed, so that a key gives the same event id in every process and release.
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_0d5e_8f4a_4c1e_9b7a_2f3e_5d6c_7b8a);
 
