@@ -9,23 +9,23 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY telemetry/Cargo.toml telemetry/
 COPY test-support/Cargo.toml test-support/
-COPY services/kit/Cargo.toml services/kit/
-COPY services/messaging/Cargo.toml services/messaging/
+COPY libs/kit/Cargo.toml libs/kit/
+COPY libs/messaging/Cargo.toml libs/messaging/
 COPY services/user/Cargo.toml services/user/
 COPY services/slack/Cargo.toml services/slack/
 COPY services/gateway/Cargo.toml services/gateway/
 COPY services/stack/Cargo.toml services/stack/
 COPY benches/Cargo.toml benches/
 COPY bdd/Cargo.toml bdd/
-RUN for crate in telemetry test-support services/kit services/messaging services/user \
+RUN for crate in telemetry test-support libs/kit libs/messaging services/user \
         services/slack services/gateway services/stack benches; do \
         mkdir -p "$crate/src/bin" && echo "" > "$crate/src/lib.rs" && echo "fn main() {}" > "$crate/src/main.rs"; \
     done \
     && mkdir -p bdd/tests benches/benches \
     && touch bdd/tests/features.rs benches/benches/telemetry.rs benches/benches/stack.rs \
-    && for bin in services/kit/src/bin/probe services/user/src/bin/user-queue \
+    && for bin in libs/kit/src/bin/probe services/user/src/bin/user-queue \
         services/slack/src/bin/slack-queue services/gateway/src/bin/mint-token \
-        services/messaging/src/bin/replay-dead-letters benches/src/bin/load; do \
+        libs/messaging/src/bin/replay-dead-letters benches/src/bin/load; do \
         echo "fn main() {}" > "$bin.rs"; \
     done \
     && cargo build --release --locked --bins \

@@ -10,8 +10,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use contract::tokens::{DEFAULT_AUDIENCE, DEVELOPMENT_SECRET};
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway::configuration::{DEFAULT_AUDIENCE, DEVELOPMENT_SECRET};
 use serde_json::{Value, json};
 
 fn url(variable: &str, default: &str) -> String {
@@ -22,7 +22,7 @@ fn running_stack(c: &mut Criterion) {
     let gateway = url("STACK_GATEWAY_URL", "http://127.0.0.1:8100");
     let user = url("STACK_USER_URL", "http://127.0.0.1:8101");
     let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| DEVELOPMENT_SECRET.to_owned());
-    let token = gateway::auth::mint(
+    let token = contract::tokens::mint(
         &secret,
         "bench",
         DEFAULT_AUDIENCE,

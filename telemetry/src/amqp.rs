@@ -115,12 +115,6 @@ pub fn process_span(
     span
 }
 
-/// Marks `span` as failed, with a bounded error type.
-pub fn record_error(span: &Span, error_type: &'static str) {
-    span.record("otel.status_code", "ERROR");
-    span.record("error.type", error_type);
-}
-
 /// Counts one publish.
 pub fn record_published(exchange: &str, routing_key: &str, outcome: Outcome) {
     counter!(

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use settings::{Env, Lookup, SettingsError};
+
 /// Where finished spans are sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TracesExporter {
@@ -67,15 +69,6 @@ pub struct TelemetryConfig {
     pub log_filter: String,
 }
 
-/// A configuration value that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid {variable}={value:?}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub value: String,
-    pub reason: String,
-}
-
 const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
 const DEFAULT_ZIPKIN_ENDPOINT: &str = "http://localhost:9411/api/v2/spans";
 const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,119 +77,21 @@ const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
 impl TelemetryConfig {
     /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&Env)
     }
 
     /// Reads the configuration through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let invalid = |variable: &'static str, value: &str, reason: &str| ConfigError {
-            variable,
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-
-        let exporter = match var("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
-            None | Some("otlp") => TracesExporter::Otlp {
-                endpoint: otlp_traces_endpoint(
-                    var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-                    var("OTEL_EXPORTER_OTLP_ENDPOINT"),
-                ),
-            },
-            Some("zipkin") => TracesExporter::Zipkin {
-                endpoint: var("OTEL_EXPORTER_ZIPKIN_ENDPOINT")
-                    .unwrap_or_else(|| DEFAULT_ZIPKIN_ENDPOINT.to_owned()),
-            },
-            Some("console") => TracesExporter::Console,
-            Some("none") => TracesExporter::None,
-            Some(other) => {
-                return Err(invalid(
-                    "OTEL_TRACES_EXPORTER",
-                    other,
-                    "expected one of otlp, zipkin, console, none",
-                ));
-            }
-        };
-
-        let timeout_variable = match exporter {
-            TracesExporter::Zipkin { .. } => "OTEL_EXPORTER_ZIPKIN_TIMEOUT",
-            _ => "OTEL_EXPORTER_OTLP_TIMEOUT",
-        };
-        let export_timeout = match var(timeout_variable) {
-            None => DEFAULT_EXPORT_TIMEOUT,
-            Some(value) => value
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| invalid(timeout_variable, &value, "expected milliseconds"))?,
-        };
-
-        let ratio = || -> Result<f64, ConfigError> {
-            match var("OTEL_TRACES_SAMPLER_ARG") {
-                None => Ok(1.0),
-                Some(value) => value
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|ratio| (0.0..=1.0).contains(ratio))
-                    .ok_or_else(|| {
-                        invalid(
-                            "OTEL_TRACES_SAMPLER_ARG",
-                            &value,
-                            "expected a ratio between 0 and 1",
-                        )
-                    }),
-            }
-        };
-        let sampler = match var("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
-            None | Some("parentbased_always_on") => SamplerKind::ParentBasedAlwaysOn,
-            Some("parentbased_always_off") => SamplerKind::ParentBasedAlwaysOff,
-            Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio()?),
-            Some("always_on") => SamplerKind::AlwaysOn,
-            Some("always_off") => SamplerKind::AlwaysOff,
-            Some("traceidratio") => SamplerKind::TraceIdRatio(ratio()?),
-            Some(other) => {
-                return Err(invalid(
-                    "OTEL_TRACES_SAMPLER",
-                    other,
-                    "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
-                     parentbased_always_off, parentbased_traceidratio",
-                ));
-            }
-        };
-
-        let propagators = match var("OTEL_PROPAGATORS") {
-            None => vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
-            Some(list) => parse_propagators(&list)
-                .map_err(|reason| invalid("OTEL_PROPAGATORS", &list, &reason))?,
-        };
-
-        let resource_attributes = match var("OTEL_RESOURCE_ATTRIBUTES") {
-            None => Vec::new(),
-            Some(list) => parse_resource_attributes(&list)
-                .map_err(|reason| invalid("OTEL_RESOURCE_ATTRIBUTES", &list, &reason))?,
-        };
-
-        let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(invalid("LOG_FORMAT", other, "expected text or json"));
-            }
-        };
-        let log_filter = var("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
-        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
-            return Err(invalid("RUST_LOG", &log_filter, &error.to_string()));
-        }
-
+    pub fn from_lookup(lookup: &(impl Lookup + ?Sized)) -> Result<Self, SettingsError> {
+        let (exporter, export_timeout) = traces_exporter(lookup)?;
+        let (log_format, log_filter) = logs(lookup)?;
         Ok(Self {
-            service_name: var("OTEL_SERVICE_NAME").map(|name| name.trim().to_owned()),
-            resource_attributes,
+            service_name: lookup.text("OTEL_SERVICE_NAME"),
+            resource_attributes: resource_attributes(lookup)?,
             exporter,
             export_timeout,
-            sampler,
-            propagators,
+            sampler: sampler(lookup)?,
+            propagators: propagators(lookup)?,
             log_format,
             log_filter,
         })
@@ -227,13 +122,125 @@ impl TelemetryConfig {
     }
 }
 
+/// `OTEL_TRACES_EXPORTER`, its endpoint and its timeout.
+fn traces_exporter(
+    lookup: &(impl Lookup + ?Sized),
+) -> Result<(TracesExporter, Duration), SettingsError> {
+    let exporter = match lookup.text("OTEL_TRACES_EXPORTER").as_deref() {
+        None | Some("otlp") => TracesExporter::Otlp {
+            endpoint: otlp_traces_endpoint(
+                lookup.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            ),
+        },
+        Some("zipkin") => TracesExporter::Zipkin {
+            endpoint: lookup
+                .text("OTEL_EXPORTER_ZIPKIN_ENDPOINT")
+                .unwrap_or_else(|| DEFAULT_ZIPKIN_ENDPOINT.to_owned()),
+        },
+        Some("console") => TracesExporter::Console,
+        Some("none") => TracesExporter::None,
+        Some(other) => {
+            return Err(SettingsError::new(
+                "OTEL_TRACES_EXPORTER",
+                other,
+                "expected one of otlp, zipkin, console, none",
+            ));
+        }
+    };
+    let timeout_variable = match exporter {
+        TracesExporter::Zipkin { .. } => "OTEL_EXPORTER_ZIPKIN_TIMEOUT",
+        _ => "OTEL_EXPORTER_OTLP_TIMEOUT",
+    };
+    let timeout = lookup.millis(timeout_variable, DEFAULT_EXPORT_TIMEOUT.as_millis() as u64)?;
+    Ok((exporter, timeout))
+}
+
+/// `OTEL_TRACES_SAMPLER` and its ratio, `OTEL_TRACES_SAMPLER_ARG`.
+fn sampler(lookup: &(impl Lookup + ?Sized)) -> Result<SamplerKind, SettingsError> {
+    let ratio = || -> Result<f64, SettingsError> {
+        match lookup.text("OTEL_TRACES_SAMPLER_ARG") {
+            None => Ok(1.0),
+            Some(value) => value
+                .parse::<f64>()
+                .ok()
+                .filter(|ratio| (0.0..=1.0).contains(ratio))
+                .ok_or_else(|| {
+                    SettingsError::new(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        value,
+                        "expected a ratio between 0 and 1",
+                    )
+                }),
+        }
+    };
+    Ok(match lookup.text("OTEL_TRACES_SAMPLER").as_deref() {
+        None | Some("parentbased_always_on") => SamplerKind::ParentBasedAlwaysOn,
+        Some("parentbased_always_off") => SamplerKind::ParentBasedAlwaysOff,
+        Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio()?),
+        Some("always_on") => SamplerKind::AlwaysOn,
+        Some("always_off") => SamplerKind::AlwaysOff,
+        Some("traceidratio") => SamplerKind::TraceIdRatio(ratio()?),
+        Some(other) => {
+            return Err(SettingsError::new(
+                "OTEL_TRACES_SAMPLER",
+                other,
+                "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off, parentbased_traceidratio",
+            ));
+        }
+    })
+}
+
+/// `OTEL_PROPAGATORS`: W3C trace context and baggage by default.
+fn propagators(lookup: &(impl Lookup + ?Sized)) -> Result<Vec<PropagatorKind>, SettingsError> {
+    match lookup.text("OTEL_PROPAGATORS") {
+        None => Ok(vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]),
+        Some(list) => parse_propagators(&list)
+            .map_err(|reason| SettingsError::new("OTEL_PROPAGATORS", list, reason)),
+    }
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`, as `key=value` pairs.
+fn resource_attributes(
+    lookup: &(impl Lookup + ?Sized),
+) -> Result<Vec<(String, String)>, SettingsError> {
+    match lookup.text("OTEL_RESOURCE_ATTRIBUTES") {
+        None => Ok(Vec::new()),
+        Some(list) => parse_resource_attributes(&list)
+            .map_err(|reason| SettingsError::new("OTEL_RESOURCE_ATTRIBUTES", list, reason)),
+    }
+}
+
+/// `LOG_FORMAT` and `RUST_LOG`.
+fn logs(lookup: &(impl Lookup + ?Sized)) -> Result<(LogFormat, String), SettingsError> {
+    let format = match lookup.text("LOG_FORMAT").as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(SettingsError::new(
+                "LOG_FORMAT",
+                other,
+                "expected text or json",
+            ));
+        }
+    };
+    let filter = lookup
+        .text("RUST_LOG")
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
+        return Err(SettingsError::new("RUST_LOG", &filter, error.to_string()));
+    }
+    Ok((format, filter))
+}
+
 /// The per-signal variable is used as is; the generic one is a base URL that gets `/v1/traces`.
 fn otlp_traces_endpoint(traces: Option<String>, base: Option<String>) -> String {
     match (traces, base) {
-        (Some(traces), _) => traces.trim().to_owned(),
+        (Some(traces), _) => traces,
         (None, base) => {
             let base = base.unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned());
-            format!("{}/v1/traces", base.trim().trim_end_matches('/'))
+            format!("{}/v1/traces", base.trim_end_matches('/'))
         }
     }
 }
@@ -281,8 +288,8 @@ fn parse_resource_attributes(list: &str) -> Result<Vec<(String, String)>, String
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
-        TelemetryConfig::from_lookup(|name| {
+    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, SettingsError> {
+        TelemetryConfig::from_lookup(&|name: &str| {
             vars.iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| (*value).to_owned())

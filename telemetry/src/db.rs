@@ -80,8 +80,7 @@ impl DbOperation {
             Ok(_) => "ok",
             // The error's text may quote values, so it stays out of the span.
             Err(_) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", "error");
+                crate::record_error(&span, "error");
                 "error"
             }
         };

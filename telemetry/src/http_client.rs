@@ -57,7 +57,7 @@ impl Middleware for TracingMiddleware {
             url.full = if extensions.get::<SensitiveUrl>().is_some() {
                 url.origin().ascii_serialization()
             } else {
-                redacted_url(url)
+                crate::redact_url(url.as_str())
             }
             .as_str(),
             error.type = Empty,
@@ -74,15 +74,13 @@ impl Middleware for TracingMiddleware {
                 let status = response.status();
                 span.record("http.response.status_code", status.as_u16());
                 if status.is_client_error() || status.is_server_error() {
-                    span.record("otel.status_code", "ERROR");
-                    span.record("error.type", status.as_str());
+                    crate::record_error(&span, status.as_str());
                 }
                 status.as_str().to_owned()
             }
             Err(error) => {
-                let kind = error_kind(error);
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", kind);
+                let kind = NoAnswer::of(error).as_str();
+                crate::record_error(&span, kind);
                 kind.to_owned()
             }
         };
@@ -97,20 +95,30 @@ impl Middleware for TracingMiddleware {
     }
 }
 
-/// A bounded name for a failure that produced no response.
-fn error_kind(error: &reqwest_middleware::Error) -> &'static str {
-    match error {
-        reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => "timeout",
-        reqwest_middleware::Error::Reqwest(error) if error.is_connect() => "connect",
-        _ => "error",
-    }
+/// Why a request got no answer, in the few words every caller tells apart: waited too long,
+/// never connected (refused, unreachable, a TLS handshake refused), or anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    Timeout,
+    Connect,
+    Other,
 }
 
-/// The URL without credentials or query string, which may hold secrets.
-fn redacted_url(url: &reqwest::Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.to_string()
+impl NoAnswer {
+    pub fn of(error: &reqwest_middleware::Error) -> Self {
+        match error {
+            reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => Self::Timeout,
+            reqwest_middleware::Error::Reqwest(error) if error.is_connect() => Self::Connect,
+            _ => Self::Other,
+        }
+    }
+
+    /// The bounded `error.type` of the CLIENT span and `status` label of the client metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Other => "error",
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! attributes, measures the request, and returns the trace id in the `x-trace-id` response
 //! header so a caller can look the request up in Zipkin.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -26,15 +27,16 @@ pub(crate) const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 /// The response header that carries the request's trace id (32 lower-case hex digits).
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
 
-/// The request header by which the gateway tells the services who the authenticated caller
-/// is; it becomes `enduser.id` on their SERVER spans. Services are reached through the gateway
-/// only, which sets it and never passes a client's own.
-pub const ENDUSER_HEADER: &str = "x-enduser-id";
-
 /// Sets `enduser.id` on the current request's SERVER span.
 pub fn record_enduser(subject: &str) {
     tracing::Span::current().record("enduser.id", subject);
 }
+
+/// The cause of a server error, put in the response's extensions by whoever answered it: the
+/// middleware logs it, once, inside the request's span (so the line carries the trace id), and
+/// nothing else needs to.
+#[derive(Clone)]
+pub struct Failure(pub Arc<dyn std::error::Error + Send + Sync>);
 
 /// The `route` label and `http.route` of requests that matched no route: one value for all, so
 /// a scan of random paths cannot grow the number of series.
@@ -119,9 +121,6 @@ async fn trace_request(request: Request, next: Next) -> Response {
         error.type = Empty,
         enduser.id = Empty,
     );
-    if let Some(subject) = headers.get(ENDUSER_HEADER).and_then(|v| v.to_str().ok()) {
-        span.record("enduser.id", subject);
-    }
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
         span.record("server.address", host);
     }
@@ -146,8 +145,14 @@ async fn trace_request(request: Request, next: Next) -> Response {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status.as_str());
+        crate::record_error(&span, status.as_str());
+        if let Some(Failure(cause)) = response.extensions().get::<Failure>() {
+            let status = status.as_u16();
+            span.in_scope(|| match status {
+                500 => tracing::error!(status, error = %cause, "request failed"),
+                _ => tracing::warn!(status, error = %cause, "request failed"),
+            });
+        }
     }
     histogram!(
         REQUEST_DURATION,

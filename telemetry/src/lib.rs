@@ -45,9 +45,7 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use config::{
-    ConfigError, LogFormat, PropagatorKind, SamplerKind, TelemetryConfig, TracesExporter,
-};
+pub use config::{LogFormat, PropagatorKind, SamplerKind, TelemetryConfig, TracesExporter};
 pub use http_server::{TRACE_ID_HEADER, instrument};
 pub use metrics::Metrics;
 
@@ -58,9 +56,9 @@ use logs::JsonLogLayer;
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] settings::SettingsError),
     #[error("cannot build the trace exporter: {0}")]
-    Exporter(String),
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("cannot start the service runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
@@ -68,7 +66,6 @@ pub enum TelemetryError {
 /// One service's telemetry pipeline: its log output, tracer and metrics registry.
 pub struct Telemetry {
     service_name: String,
-    destination: String,
     dispatch: Dispatch,
     provider: SdkTracerProvider,
     metrics: Metrics,
@@ -78,7 +75,6 @@ impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
             .field("service_name", &self.service_name)
-            .field("destination", &self.destination)
             .finish_non_exhaustive()
     }
 }
@@ -113,8 +109,7 @@ impl Telemetry {
         let mut provider = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_sampler(sampler(config.sampler));
-        let exporter = ConfiguredExporter::build(&config.exporter, config.export_timeout)
-            .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+        let exporter = ConfiguredExporter::build(&config.exporter, config.export_timeout)?;
         if let Some(exporter) = exporter {
             provider = provider.with_batch_exporter(ReportingExporter::new(
                 exporter,
@@ -152,19 +147,9 @@ impl Telemetry {
         Ok(Self {
             metrics: Metrics::new(&service_name, version),
             service_name,
-            destination: config.destination(),
             dispatch,
             provider,
         })
-    }
-
-    pub fn service_name(&self) -> &str {
-        &self.service_name
-    }
-
-    /// Where this service's spans go, in words.
-    pub fn destination(&self) -> &str {
-        &self.destination
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -233,19 +218,27 @@ impl Telemetry {
     }
 }
 
-/// `url` with its password replaced by `***`: connection strings are logged this way only.
+/// `url` with its password replaced by `***` and without its query or fragment (where tokens
+/// and passwords hide too): URLs reach log lines and spans only this way.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            match url[scheme_end + 3..at].split_once(':') {
-                Some((user, _password)) => {
-                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-                }
-                None => url.to_owned(),
+    match reqwest::Url::parse(url) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
             }
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
         }
-        _ => url.to_owned(),
+        Err(_) => "[not a URL]".to_owned(),
     }
+}
+
+/// Marks `span` as failed, with a bounded `error.type`: the one way every span of the stack
+/// (HTTP, database, messaging) says it failed.
+pub fn record_error(span: &tracing::Span, error_type: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", error_type);
 }
 
 fn sampler(kind: SamplerKind) -> Sampler {
@@ -283,5 +276,10 @@ mod tests {
             redact_url("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+        assert_eq!(
+            redact_url("https://user:pw@collector.example:4318/v1/traces?token=abc#x"),
+            "https://user:***@collector.example:4318/v1/traces"
+        );
+        assert_eq!(redact_url("not a url"), "[not a URL]");
     }
 }

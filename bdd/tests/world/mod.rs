@@ -131,10 +131,10 @@ impl StackWorld {
 
     /// Signs in as `subject` with a token signed by `secret`.
     pub fn sign_in_with(&mut self, secret: &str, subject: &str) {
-        self.token = Some(gateway::auth::mint(
+        self.token = Some(contract::tokens::mint(
             secret,
             subject,
-            gateway::configuration::DEFAULT_AUDIENCE,
+            contract::tokens::DEFAULT_AUDIENCE,
             Duration::from_secs(300),
         ));
     }

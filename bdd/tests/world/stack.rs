@@ -41,7 +41,7 @@ fn running(gateway: &str) -> Target {
             panic!("BDD_GATEWAY_URL={gateway} is not a URL ({error}); e.g. http://127.0.0.1:8100")
         }),
         jwt_secret: std::env::var("BDD_JWT_SECRET")
-            .unwrap_or_else(|_| gateway::configuration::DEVELOPMENT_SECRET.to_owned()),
+            .unwrap_or_else(|_| contract::tokens::DEVELOPMENT_SECRET.to_owned()),
         traces: std::env::var("BDD_ZIPKIN_URL").map_or(Traces::NotGiven, Traces::Zipkin),
     }
 }

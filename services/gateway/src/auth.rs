@@ -3,26 +3,16 @@
 //! the future. Its subject goes to the services in `x-enduser-id` and on spans as
 //! `enduser.id`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use contract::tokens::Claims;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use service_kit::Problem;
 
 use crate::configuration::TokenKey;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub aud: String,
-    pub iat: u64,
-    pub exp: u64,
-}
 
 /// The authenticated caller, for the handlers after the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,32 +124,12 @@ pub async fn require_token(
     Ok(next.run(request).await)
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
-/// A development token: HS256 with `secret`, for `subject`, valid for `ttl`.
-pub fn mint(secret: &str, subject: &str, audience: &str, ttl: Duration) -> String {
-    let issued = now();
-    let claims = Claims {
-        sub: subject.to_owned(),
-        aud: audience.to_owned(),
-        iat: issued,
-        exp: issued + ttl.as_secs(),
-    };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 signing does not fail")
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use contract::tokens::{mint, sign};
+
     use super::*;
 
     const SECRET: &str = "test-secret";
@@ -171,25 +141,15 @@ mod tests {
     }
 
     fn signed(claims: &Claims, secret: &str) -> String {
-        jsonwebtoken::encode(
-            &Header::default(),
-            claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .unwrap()
+        sign(claims, secret)
     }
 
     #[test]
     fn the_authentication_matrix() {
         let auth = Authenticator::new(&TokenKey::Secret(SECRET.into()), "stack");
-        let valid = Claims {
-            sub: "alice".into(),
-            aud: "stack".into(),
-            iat: now(),
-            exp: now() + 60,
-        };
+        let valid = Claims::new("alice", "stack", Duration::from_secs(60));
         let expired = Claims {
-            exp: now() - 3600,
+            exp: valid.iat - 3600,
             ..valid.clone()
         };
         let elsewhere = Claims {

@@ -4,13 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use contract::tokens::{DEFAULT_AUDIENCE, DEVELOPMENT_SECRET};
 use reqwest::Url;
-use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
+use settings::{Env, Lookup, SettingsError, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8100;
-/// Signs development tokens when `JWT_SECRET` is unset; the gateway warns at start-up.
-pub const DEVELOPMENT_SECRET: &str = "microservice-stack-development-secret";
-pub const DEFAULT_AUDIENCE: &str = "microservice-stack";
 
 /// A service behind the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,11 +72,7 @@ fn upstream(
     let raw = lookup.text(variable).unwrap_or_else(|| default.to_owned());
     match Url::parse(&raw) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Upstream { name, url }),
-        _ => Err(SettingsError {
-            variable,
-            value: raw,
-            reason: "expected an http(s) URL",
-        }),
+        _ => Err(SettingsError::new(variable, raw, "expected an http(s) URL")),
     }
 }
 
@@ -92,11 +86,11 @@ impl Settings {
         let token_key = match (lookup.get("JWT_PUBLIC_KEY"), lookup.text("JWT_SECRET")) {
             (Some(pem), _) if !pem.trim().is_empty() => {
                 if jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
-                    return Err(SettingsError {
-                        variable: "JWT_PUBLIC_KEY",
-                        value: "[PEM]".into(),
-                        reason: "expected an RSA public key in PEM",
-                    });
+                    return Err(SettingsError::new(
+                        "JWT_PUBLIC_KEY",
+                        "[PEM]",
+                        "expected an RSA public key in PEM",
+                    ));
                 }
                 TokenKey::RsaPublicKey(pem)
             }
@@ -126,16 +120,8 @@ impl Settings {
                 "SLACK_QUEUE_URL",
                 "http://127.0.0.1:9102",
             )?,
-            upstream_timeout: Duration::from_millis(lookup.parse(
-                "UPSTREAM_TIMEOUT_MS",
-                5000,
-                "expected milliseconds",
-            )?),
-            health_timeout: Duration::from_millis(lookup.parse(
-                "HEALTH_TIMEOUT_MS",
-                1000,
-                "expected milliseconds",
-            )?),
+            upstream_timeout: lookup.millis("UPSTREAM_TIMEOUT_MS", 5000)?,
+            health_timeout: lookup.millis("HEALTH_TIMEOUT_MS", 1000)?,
             token_key,
             audience: lookup
                 .text("JWT_AUDIENCE")

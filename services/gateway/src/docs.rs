@@ -1,72 +1,11 @@
-//! The public API's OpenAPI document (`/openapi.json`) and a browsable UI of it (`/docs`).
-//! The schemas describe what the services answer through the gateway; the gateway does not
-//! depend on the services' crates, so they are written here, and the API test checks them
-//! against the running stack.
+//! The public API's OpenAPI document (`/openapi.json`) and a browsable UI of it (`/docs`). The
+//! schemas are the types the routes answer: the gateway's own, and the services' from
+//! `contract`, which the services answer too.
 
-use chrono::{DateTime, Utc};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-/// A user.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct User {
-    #[schema(example = 7)]
-    id: i64,
-    #[schema(example = "Ada Lovelace")]
-    name: String,
-    #[schema(example = "ada@example.com")]
-    email: String,
-    created_at: DateTime<Utc>,
-}
-
-/// The body of `POST /user`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct NewUser {
-    /// 1 to 100 characters.
-    #[schema(example = "Ada Lovelace")]
-    name: String,
-    /// Unique, whatever its case.
-    #[schema(example = "ada@example.com")]
-    email: String,
-}
-
-/// The answer to an asynchronous creation.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Accepted {
-    command_id: uuid::Uuid,
-    #[schema(example = "accepted")]
-    status: String,
-    /// Where the user will appear: `/users?email=...`.
-    #[schema(example = "/users?email=ada%40example.com")]
-    result: String,
-}
-
-/// A message of a channel.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Message {
-    #[schema(example = "#user")]
-    channel: String,
-    #[schema(example = "User ada@example.com created")]
-    message: String,
-    created_at: DateTime<Utc>,
-}
-
-/// One service's answer in `/health`: `response` when it answered, `error` when not.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ServiceHealth {
-    /// Milliseconds the check took.
-    #[schema(example = 3)]
-    time: u64,
-    #[schema(example = "pong")]
-    response: Option<String>,
-    #[schema(example = "connection refused")]
-    error: Option<String>,
-}
+use crate::{health, routes};
 
 struct BearerToken;
 
@@ -96,13 +35,19 @@ impl Modify for BearerToken {
         description = "The public API of the stack, served by the gateway. Errors are RFC 9457 problem details; every response carries its trace id in `x-trace-id`."
     ),
     paths(
-        crate::app::create_user,
-        crate::app::get_user,
-        crate::app::list_users,
-        crate::app::list_messages,
-        crate::health::health
+        routes::create_user,
+        routes::get_user,
+        routes::list_users,
+        routes::list_messages,
+        health::health
     ),
-    components(schemas(User, NewUser, Accepted, Message, ServiceHealth)),
+    components(schemas(
+        contract::users::User,
+        contract::users::NewUserFields,
+        routes::Accepted,
+        contract::messages::Message,
+        health::ServiceHealth
+    )),
     modifiers(&BearerToken)
 )]
 pub struct ApiDoc;

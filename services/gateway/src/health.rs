@@ -3,61 +3,95 @@
 //! checked at once, each within its own timeout, so a dead or slow one reports its error while
 //! the others still report. 200 when all answer, 503 otherwise.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
-use serde_json::{Map, Value, json};
+use reqwest_middleware::ClientWithMiddleware;
+use serde::{Deserialize, Serialize};
+use telemetry::http_client::NoAnswer;
 
-use crate::app::AppState;
 use crate::configuration::Upstream;
+use crate::state::AppState;
 
-async fn check(
-    client: &reqwest_middleware::ClientWithMiddleware,
+/// One service's answer in `/health`: `response` when it answered, `error` when not.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServiceHealth {
+    /// Milliseconds the check took.
+    #[schema(example = 3)]
+    pub time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "pong")]
+    pub response: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "connection refused")]
+    pub error: Option<String>,
+}
+
+/// What a process answers on `/ping`.
+#[derive(Deserialize)]
+struct Pong {
+    response: String,
+}
+
+/// Asks `upstream`'s `/ping`: its answer, or why there is none.
+async fn ping(
+    client: &ClientWithMiddleware,
     upstream: &Upstream,
     timeout: Duration,
-) -> (bool, Value) {
-    let started = Instant::now();
-    let outcome = async {
-        let url = upstream
-            .url
-            .join("/ping")
-            .map_err(|error| error.to_string())?;
-        let response =
-            client
-                .get(url)
-                .timeout(timeout)
-                .send()
-                .await
-                .map_err(|error| match &error {
-                    reqwest_middleware::Error::Reqwest(inner) if inner.is_timeout() => {
-                        format!("no answer within {} ms", timeout.as_millis())
-                    }
-                    reqwest_middleware::Error::Reqwest(inner) if inner.is_connect() => {
-                        "connection refused".to_owned()
-                    }
-                    _ => "request failed".to_owned(),
-                })?;
-        if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
-        }
-        let body: Value = response
-            .json()
+) -> Result<String, String> {
+    let url = upstream
+        .url
+        .join("/ping")
+        .map_err(|error| error.to_string())?;
+    let response =
+        client
+            .get(url)
+            .timeout(timeout)
+            .send()
             .await
-            .map_err(|_| "answered something that is not JSON".to_owned())?;
-        match body.get("response").and_then(Value::as_str) {
-            Some(answer) => Ok(answer.to_owned()),
-            None => Err("answered without a response".to_owned()),
-        }
+            .map_err(|error| match NoAnswer::of(&error) {
+                NoAnswer::Timeout => format!("no answer within {} ms", timeout.as_millis()),
+                NoAnswer::Connect => "connection refused".to_owned(),
+                NoAnswer::Other => "request failed".to_owned(),
+            })?;
+    if !response.status().is_success() {
+        return Err(format!("answered {}", response.status()));
     }
-    .await;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|_| "answered something that is not JSON".to_owned())?;
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Err(_) => Err("answered something that is not JSON".to_owned()),
+        Ok(body) => serde_json::from_value::<Pong>(body)
+            .map(|pong| pong.response)
+            .map_err(|_| "answered without a response".to_owned()),
+    }
+}
+
+async fn check(
+    client: &ClientWithMiddleware,
+    upstream: &Upstream,
+    timeout: Duration,
+) -> ServiceHealth {
+    let started = Instant::now();
+    let outcome = ping(client, upstream, timeout).await;
     let time = started.elapsed().as_millis() as u64;
     match outcome {
-        Ok(response) => (true, json!({"time": time, "response": response})),
-        Err(error) => (false, json!({"time": time, "error": error})),
+        Ok(response) => ServiceHealth {
+            time,
+            response: Some(response),
+            error: None,
+        },
+        Err(error) => ServiceHealth {
+            time,
+            response: None,
+            error: Some(error),
+        },
     }
 }
 
@@ -66,11 +100,13 @@ async fn check(
     path = "/health",
     tag = "probes",
     responses(
-        (status = 200, description = "Every service answered", body = std::collections::BTreeMap<String, crate::docs::ServiceHealth>),
-        (status = 503, description = "At least one service did not answer", body = std::collections::BTreeMap<String, crate::docs::ServiceHealth>),
+        (status = 200, description = "Every service answered", body = BTreeMap<String, ServiceHealth>),
+        (status = 503, description = "At least one service did not answer", body = BTreeMap<String, ServiceHealth>),
     )
 )]
-pub async fn health(State(state): State<AppState>) -> Response {
+pub async fn health(
+    State(state): State<AppState>,
+) -> (StatusCode, Json<BTreeMap<&'static str, ServiceHealth>>) {
     let checks = join_all(
         state
             .health_targets
@@ -78,17 +114,17 @@ pub async fn health(State(state): State<AppState>) -> Response {
             .map(|upstream| check(state.proxy.client(), upstream, state.health_timeout)),
     )
     .await;
-    let all_up = checks.iter().all(|(up, _)| *up);
-    let report: Map<String, Value> = state
+    let all_up = checks.iter().all(|check| check.error.is_none());
+    let report = state
         .health_targets
         .iter()
+        .map(|upstream| upstream.name)
         .zip(checks)
-        .map(|(upstream, (_, report))| (upstream.name.to_owned(), report))
         .collect();
     let status = if all_up {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Value::Object(report))).into_response()
+    (status, Json(report))
 }

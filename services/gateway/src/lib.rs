@@ -5,14 +5,14 @@
 
 pub mod app;
 pub mod auth;
-pub mod commands;
 pub mod configuration;
 pub mod docs;
 pub mod health;
 pub mod proxy;
 pub mod rate_limit;
+pub mod routes;
+pub mod state;
 
-pub use app::run;
 pub use configuration::Settings;
 
 pub const SERVICE_NAME: &str = "gateway";

@@ -8,27 +8,29 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
+use contract::headers::{ENDUSER, IDEMPOTENCY_KEY, REQUEST_ID};
 use reqwest_middleware::ClientWithMiddleware;
 use service_kit::Problem;
+use telemetry::http_client::NoAnswer;
 
 use crate::auth::Subject;
 use crate::configuration::Upstream;
 
 /// Request headers passed on to the services.
-const REQUEST_HEADERS: [HeaderName; 3] = [
+const REQUEST_HEADERS: [HeaderName; 4] = [
     header::CONTENT_TYPE,
     header::ACCEPT,
-    HeaderName::from_static(messaging::users::IDEMPOTENCY_KEY_HEADER),
+    HeaderName::from_static(IDEMPOTENCY_KEY),
+    HeaderName::from_static(REQUEST_ID),
 ];
 /// Response headers passed back to the client.
-const RESPONSE_HEADERS: &[HeaderName] = &[
+const RESPONSE_HEADERS: [HeaderName; 5] = [
     header::CONTENT_TYPE,
     header::LOCATION,
     header::LINK,
     header::RETRY_AFTER,
+    HeaderName::from_static(REQUEST_ID),
 ];
-/// Passed through both ways, so a client's request id can be followed in every log.
-pub const REQUEST_ID: &str = "x-request-id";
 
 #[derive(Clone)]
 pub struct Proxy {
@@ -67,27 +69,21 @@ impl Proxy {
             .request(parts.method.clone(), url)
             .timeout(self.timeout)
             .body(body);
-        for name in REQUEST_HEADERS
-            .iter()
-            .chain(std::iter::once(&HeaderName::from_static(REQUEST_ID)))
-        {
+        for name in &REQUEST_HEADERS {
             if let Some(value) = parts.headers.get(name) {
                 outgoing = outgoing.header(name, value);
             }
         }
         if let Some(Subject(subject)) = parts.extensions.get::<Subject>() {
-            outgoing = outgoing.header(telemetry::http_server::ENDUSER_HEADER, subject);
+            outgoing = outgoing.header(ENDUSER, subject);
         }
         let response = match outgoing.send().await {
             Ok(response) => response,
-            Err(error) => return unreachable(upstream, &error, self.timeout),
+            Err(error) => return unreachable(upstream, error, self.timeout),
         };
         let status = response.status();
         let mut answer = Response::builder().status(status);
-        for name in RESPONSE_HEADERS
-            .iter()
-            .chain(std::iter::once(&HeaderName::from_static(REQUEST_ID)))
-        {
+        for name in &RESPONSE_HEADERS {
             if let Some(value) = response.headers().get(name) {
                 answer = answer.header(name, value);
             }
@@ -98,7 +94,7 @@ impl Proxy {
                 .unwrap_or_else(|_| Problem::internal().into_response()),
             Err(error) => unreachable(
                 upstream,
-                &reqwest_middleware::Error::Reqwest(error),
+                reqwest_middleware::Error::Reqwest(error),
                 self.timeout,
             ),
         }
@@ -108,20 +104,16 @@ impl Proxy {
 /// The problem for a call that got no (complete) answer.
 fn unreachable(
     upstream: &Upstream,
-    error: &reqwest_middleware::Error,
+    error: reqwest_middleware::Error,
     timeout: Duration,
 ) -> Response {
-    let timed_out =
-        matches!(error, reqwest_middleware::Error::Reqwest(error) if error.is_timeout());
     let name = upstream.name;
-    if timed_out {
-        Problem::gateway_timeout(format!(
+    let problem = match NoAnswer::of(&error) {
+        NoAnswer::Timeout => Problem::gateway_timeout(format!(
             "{name} did not answer within {} ms",
             timeout.as_millis()
-        ))
-        .into_response()
-    } else {
-        tracing::warn!(upstream = name, "upstream unreachable");
-        Problem::bad_gateway(format!("{name} cannot be reached")).into_response()
-    }
+        )),
+        _ => Problem::bad_gateway(format!("{name} cannot be reached")),
+    };
+    problem.caused_by(error).into_response()
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use messaging::ConsumerSettings;
-use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
+use settings::{Env, Lookup, SettingsError, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8102;
 pub const DEFAULT_QUEUE_PORT: u16 = 9102;
@@ -57,11 +57,11 @@ impl Settings {
             Some(url) => match reqwest::Url::parse(&url) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => Some(SecretUrl(url)),
                 _ => {
-                    return Err(SettingsError {
-                        variable: "SLACK_WEBHOOK_URL",
-                        value: "[redacted]".into(),
-                        reason: "expected an http(s) URL",
-                    });
+                    return Err(SettingsError::new(
+                        "SLACK_WEBHOOK_URL",
+                        "[redacted]",
+                        "expected an http(s) URL",
+                    ));
                 }
             },
         };
@@ -74,11 +74,7 @@ impl Settings {
                 .get("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| "slack:".to_owned()),
             webhook_url,
-            webhook_timeout: Duration::from_millis(lookup.parse(
-                "SLACK_WEBHOOK_TIMEOUT_MS",
-                5000,
-                "expected milliseconds",
-            )?),
+            webhook_timeout: lookup.millis("SLACK_WEBHOOK_TIMEOUT_MS", 5000)?,
             webhook_attempts: lookup
                 .parse::<u32>("SLACK_WEBHOOK_ATTEMPTS", 3, "expected a whole number")?
                 .max(1),

@@ -1,7 +1,11 @@
-//! Channels and messages: what a valid one is, parsed once at the edge.
+//! Channels and message texts: what a valid one is, parsed once at the edge.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use contract::InvalidField;
+use contract::fields::string_field;
+use contract::messages::Message;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 pub const MAX_CHANNEL_CHARS: usize = 80;
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -57,51 +61,34 @@ impl MessageText {
     }
 }
 
-/// A message as stored and returned.
+/// A message to send to a channel.
+// The body of `POST /`, as sent; `NewMessage::read` checks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StoredMessage {
-    #[schema(example = "#user")]
-    pub channel: String,
-    #[schema(example = "User 7 created")]
-    pub message: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The body of `POST /`, for the API document (the handler reads it field by field, to report
-/// every failing field).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct NewMessageBody {
+pub struct NewMessage {
     /// 1 to 80 characters, no spaces.
     #[schema(example = "#user")]
-    channel: String,
+    pub channel: String,
     /// 1 to 4000 characters.
     #[schema(example = "User 7 created")]
-    message: String,
+    pub message: String,
 }
 
-/// The answer of `POST /`, for the API document: the stored message and what became of its
-/// delivery to Slack.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PostedMessage {
-    #[schema(example = "#user")]
-    channel: String,
-    #[schema(example = "User 7 created")]
-    message: String,
-    created_at: DateTime<Utc>,
-    /// `sent`, `skipped` (no webhook configured), `rejected` or `failed`.
-    #[schema(example = "skipped")]
-    slack: String,
+impl NewMessage {
+    /// Reads the channel and the text of a JSON body, naming every field that is wrong.
+    pub fn read(object: &Map<String, Value>) -> Result<(Channel, MessageText), Vec<InvalidField>> {
+        contract::fields::both(
+            string_field(object, "channel", Channel::parse),
+            string_field(object, "message", MessageText::parse),
+        )
+    }
 }
 
-impl StoredMessage {
-    pub fn new(channel: &Channel, message: &MessageText) -> Self {
-        Self {
-            channel: channel.as_str().to_owned(),
-            message: message.as_str().to_owned(),
-            created_at: Utc::now(),
-        }
+/// The message to store for `text` in `channel`, now.
+pub fn new_message(channel: &Channel, text: &MessageText) -> Message {
+    Message {
+        channel: channel.as_str().to_owned(),
+        message: text.as_str().to_owned(),
+        created_at: Utc::now(),
     }
 }
 

@@ -5,27 +5,29 @@
 
 use std::sync::Arc;
 
-use messaging::events::UserCreated;
+use contract::events::UserCreated;
 use messaging::{ConsumerStatus, Disposition, Handler, Message};
+use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::configuration::QueueSettings;
-use crate::domain::{Channel, MessageText, StoredMessage};
-use crate::startup::{self, Slack, StartError};
-use crate::webhook::{self, Outcome};
+use crate::domain::{Channel, MessageText, new_message};
+use crate::startup::{StartError, operational};
+use crate::state::AppState;
+use crate::webhook::{Delivery, DeliveryError};
 
 /// Where new users are announced.
 pub const USER_CHANNEL: &str = "#user";
 
 pub struct UserCreatedHandler {
-    slack: Slack,
+    state: AppState,
 }
 
 impl UserCreatedHandler {
-    pub fn new(slack: Slack) -> Self {
-        Self { slack }
+    pub fn new(state: AppState) -> Self {
+        Self { state }
     }
 }
 
@@ -37,9 +39,6 @@ impl Handler for UserCreatedHandler {
                 return Disposition::DeadLetter(format!("malformed user.created event: {error}"));
             }
         };
-        if event.kind != UserCreated::KIND {
-            return Disposition::DeadLetter(format!("unexpected event type {:?}", event.kind));
-        }
         let text = match MessageText::parse(&format!("User {} created", event.user.email)) {
             Ok(text) => text,
             Err(reason) => {
@@ -49,8 +48,8 @@ impl Handler for UserCreatedHandler {
             }
         };
         let channel = Channel::parse(USER_CHANNEL).expect("a valid channel name");
-        let announcement = StoredMessage::new(&channel, &text);
-        let seen_before = match self.slack.store.push_once(event.id, &announcement).await {
+        let announcement = new_message(&channel, &text);
+        let seen_before = match self.state.store.push_once(event.id, &announcement).await {
             Ok(true) => {
                 tracing::info!(user.id = event.user.id, "new user announced");
                 false
@@ -61,61 +60,70 @@ impl Handler for UserCreatedHandler {
             }
             Err(error) => return Disposition::Retry(error.to_string()),
         };
-        let Some(webhook) = &self.slack.webhook else {
-            webhook::record(Outcome::Skipped);
-            return Disposition::Done;
-        };
         // Slack is noted as told only after the event is stored, so only an event seen before
         // may have been delivered already: a new one costs no look-up.
-        if seen_before {
-            match self.slack.store.was_notified(event.id).await {
+        if seen_before && self.state.webhook.is_some() {
+            match self.state.store.was_notified(event.id).await {
                 Ok(true) => return Disposition::Done,
                 Ok(false) => {}
                 Err(error) => return Disposition::Retry(error.to_string()),
             }
         }
-        match webhook.deliver(channel.as_str(), text.as_str()).await {
-            Ok(()) => {
-                if let Err(error) = self.slack.store.mark_notified(event.id).await {
+        match self.state.deliver(channel.as_str(), text.as_str()).await {
+            Ok(Delivery::Skipped) => Disposition::Done,
+            Ok(_) => {
+                if let Err(error) = self.state.store.mark_notified(event.id).await {
                     tracing::warn!(%error, "delivered, but could not note it; a redelivery would post again");
                 }
                 Disposition::Done
             }
-            Err(error) => Disposition::Retry(error.to_string()),
+            // Slack will never take this one: retrying would only repeat the refusal.
+            Err(error @ DeliveryError::Rejected(_)) => Disposition::DeadLetter(error.to_string()),
+            Err(error @ DeliveryError::Failed(_)) => Disposition::Retry(error.to_string()),
         }
     }
 }
 
-/// Runs slack-queue until `shutdown`: the consumer, and `/health/*` and `/metrics` on
-/// `listener`. On shutdown the consumer finishes and acknowledges the events in hand first.
-pub async fn run(
-    settings: QueueSettings,
-    metrics: Metrics,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let slack = Slack::new(&settings.slack)?;
-    let status = ConsumerStatus::default();
-    let (stop, stopped) = watch::channel(false);
-    let consumer = tokio::spawn(messaging::consumer::run(
-        settings.consumer,
-        Arc::new(UserCreatedHandler::new(slack.clone())),
-        status.clone(),
-        service_kit::serve::stopped(stopped),
-    ));
-    let app = startup::health_and_metrics(&slack.store, Some(status), &metrics)
-        // `/ping` as the HTTP services answer it, for the gateway's health check.
-        .merge(service_kit::probes::ping())
-        .merge(service_kit::openapi_route(
-            service_kit::probes_only_openapi(crate::QUEUE_SERVICE_NAME, crate::VERSION),
+impl Service for QueueSettings {
+    const NAME: &'static str = crate::QUEUE_SERVICE_NAME;
+    const VERSION: &'static str = crate::VERSION;
+    type Error = StartError;
+
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    /// The consumer, and `/health/*` and `/metrics` on `listener`, until `shutdown`; then the
+    /// consumer finishes and acknowledges the events in hand.
+    async fn run(
+        self,
+        metrics: Metrics,
+        listener: TcpListener,
+        shutdown: Shutdown,
+    ) -> Result<(), StartError> {
+        let state = AppState::new(&self.slack)?;
+        let status = ConsumerStatus::default();
+        let (stop, stopped) = watch::channel(false);
+        let consumer = tokio::spawn(messaging::consumer::run(
+            self.consumer,
+            Arc::new(UserCreatedHandler::new(state.clone())),
+            status.clone(),
+            service_kit::serve::stopped(stopped),
         ));
-    tracing::info!(address = %listener.local_addr()?, "slack-queue listening");
-    let served = service_kit::serve::serve(listener, app, async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    })
-    .await;
-    let _ = consumer.await;
-    served?;
-    Ok(())
+        let app = operational(&state.store, Some(status.into()), &metrics)
+            // `/ping` as the HTTP services answer it, for the gateway's health check.
+            .merge(service_kit::probes::ping())
+            .merge(service_kit::openapi_route(
+                service_kit::probes_only_openapi(Self::NAME, Self::VERSION),
+            ));
+        tracing::info!(address = %listener.local_addr()?, "slack-queue listening");
+        let served = service_kit::serve::serve(listener, app, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        let _ = consumer.await;
+        served?;
+        Ok(())
+    }
 }

@@ -5,31 +5,41 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use contract::messages::Message;
+use serde::{Deserialize, Serialize};
+use service_kit::params::whole_number;
 use service_kit::{FieldError, JsonObject, Problem};
 
-use crate::domain::{Channel, MessageText, StoredMessage};
-use crate::startup::Slack;
+use crate::domain::{Channel, NewMessage, new_message};
+use crate::state::AppState;
 use crate::store::StoreError;
+use crate::webhook::Delivery;
 
-pub const DEFAULT_PAGE_SIZE: isize = 10;
-pub const MAX_PAGE_SIZE: isize = 100;
+pub const DEFAULT_PAGE_SIZE: i64 = 10;
+pub const MAX_PAGE_SIZE: i64 = 100;
 
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(error) => {
-                tracing::warn!(%error, "redis is unavailable");
+            error @ StoreError::Unavailable(_) => {
                 Problem::unavailable("the message store is unavailable; try again shortly")
+                    .caused_by(error)
             }
-            StoreError::Other(error) => {
-                tracing::error!(%error, "redis error");
-                Problem::internal()
-            }
+            error @ StoreError::Other(_) => Problem::internal().caused_by(error),
         }
     }
+}
+
+/// The answer of `POST /`: the stored message and what became of its delivery to Slack.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PostedMessage {
+    #[schema(example = "#user")]
+    pub channel: String,
+    #[schema(example = "User 7 created")]
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    pub slack: Delivery,
 }
 
 /// `POST /` `{"channel": "#user", "message": "User 7 created"}` -> 201 with the stored message
@@ -38,9 +48,9 @@ impl From<StoreError> for Problem {
     post,
     path = "/",
     tag = "messages",
-    request_body(content = crate::domain::NewMessageBody, content_type = "application/json"),
+    request_body(content = NewMessage, content_type = "application/json"),
     responses(
-        (status = 201, description = "Stored; `slack` tells the webhook delivery", body = crate::domain::PostedMessage),
+        (status = 201, description = "Stored; `slack` tells the webhook delivery", body = PostedMessage),
         (status = 400, description = "The body is not JSON, not an object, or has invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
@@ -48,26 +58,33 @@ impl From<StoreError> for Problem {
     )
 )]
 pub async fn post_message(
-    State(slack): State<Slack>,
+    State(state): State<AppState>,
     body: JsonObject,
-) -> Result<Response, Problem> {
-    let (channel, text) = match (
-        body.field("channel", Channel::parse),
-        body.field("message", MessageText::parse),
-    ) {
-        (Ok(channel), Ok(text)) => (channel, text),
-        (channel, text) => {
-            return Err(Problem::validation(
-                [channel.err(), text.err()].into_iter().flatten().collect(),
-            ));
+) -> Result<(StatusCode, Json<PostedMessage>), Problem> {
+    let (channel, text) = NewMessage::read(&body.0).map_err(Problem::invalid_fields)?;
+    let message = new_message(&channel, &text);
+    state.store.push(&message).await?;
+    let slack = match state.deliver(&message.channel, &message.message).await {
+        Ok(delivery) => delivery,
+        Err(error) => {
+            tracing::warn!(%error, "the message was stored but not delivered to Slack");
+            error.delivery()
         }
     };
-    let message = StoredMessage::new(&channel, &text);
-    slack.store.push(&message).await?;
-    let delivery = slack.deliver(&message).await;
-    let mut body = serde_json::to_value(&message).expect("a message serializes");
-    body["slack"] = json!(delivery.as_str());
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let Message {
+        channel,
+        message,
+        created_at,
+    } = message;
+    Ok((
+        StatusCode::CREATED,
+        Json(PostedMessage {
+            channel,
+            message,
+            created_at,
+            slack,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,31 +92,6 @@ pub struct MessagesParams {
     channel: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
-}
-
-fn bounded(
-    name: &str,
-    raw: Option<&str>,
-    range: std::ops::RangeInclusive<isize>,
-    default: isize,
-) -> Result<isize, FieldError> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => raw
-            .parse::<isize>()
-            .ok()
-            .filter(|value| range.contains(value))
-            .ok_or_else(|| {
-                FieldError::new(
-                    name,
-                    format!(
-                        "must be a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            }),
-    }
 }
 
 /// `GET /messages?channel=%23user&limit=10&offset=0` -> the channel's messages, newest first.
@@ -113,34 +105,32 @@ fn bounded(
         ("offset" = Option<i64>, Query, description = "Messages to skip, newest first (default 0)"),
     ),
     responses(
-        (status = 200, description = "The channel's messages, newest first", body = Vec<StoredMessage>),
+        (status = 200, description = "The channel's messages, newest first", body = Vec<Message>),
         (status = 400, description = "No channel, or a bad limit or offset", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_messages(
-    State(slack): State<Slack>,
+    State(state): State<AppState>,
     params: Result<Query<MessagesParams>, QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<Json<Vec<Message>>, Problem> {
     let Query(params) = params.map_err(|rejection| Problem::malformed(rejection.body_text()))?;
     let channel = match params.channel.as_deref() {
         None => Err(FieldError::new("channel", "is required")),
         Some(raw) => Channel::parse(raw).map_err(|detail| FieldError::new("channel", detail)),
     };
-    let limit = bounded(
-        "limit",
-        params.limit.as_deref(),
-        1..=MAX_PAGE_SIZE,
-        DEFAULT_PAGE_SIZE,
-    );
-    let offset = bounded(
+    let limit = whole_number("limit", params.limit.as_deref(), 1..=MAX_PAGE_SIZE);
+    let offset = whole_number(
         "offset",
         params.offset.as_deref(),
-        0..=crate::store::MAX_MESSAGES_PER_CHANNEL,
-        0,
+        0..=crate::store::MAX_MESSAGES_PER_CHANNEL as i64,
     );
     let (channel, limit, offset) = match (channel, limit, offset) {
-        (Ok(channel), Ok(limit), Ok(offset)) => (channel, limit, offset),
+        (Ok(channel), Ok(limit), Ok(offset)) => (
+            channel,
+            limit.unwrap_or(DEFAULT_PAGE_SIZE),
+            offset.unwrap_or(0),
+        ),
         (channel, limit, offset) => {
             return Err(Problem::validation(
                 [channel.err(), limit.err(), offset.err()]
@@ -150,6 +140,9 @@ pub async fn list_messages(
             ));
         }
     };
-    let messages = slack.store.list(channel.as_str(), limit, offset).await?;
-    Ok(Json(messages).into_response())
+    let messages = state
+        .store
+        .list(channel.as_str(), limit as isize, offset as isize)
+        .await?;
+    Ok(Json(messages))
 }

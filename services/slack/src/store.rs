@@ -8,7 +8,7 @@ use redis::{AsyncCommands, RedisError, Script};
 use telemetry::db::DbOperation;
 use uuid::Uuid;
 
-use crate::domain::StoredMessage;
+use contract::messages::Message;
 
 /// Messages kept per channel; older ones are trimmed.
 pub const MAX_MESSAGES_PER_CHANNEL: isize = 10_000;
@@ -74,13 +74,6 @@ const SET_NOTIFIED: DbOperation = DbOperation {
     query: "SET {prefix}event:{id}:notified 1 EX ?",
 };
 
-const PING: DbOperation = DbOperation {
-    system: "redis",
-    operation: "PING",
-    collection: "",
-    query: "PING",
-};
-
 /// Stores the message unless this event was stored already: both steps in one script, so a
 /// redelivered event is never stored twice and a stored one is never forgotten.
 const STORE_ONCE: &str = r"
@@ -124,7 +117,7 @@ impl MessageStore {
         format!("{}event:{event}:{state}", self.prefix)
     }
 
-    pub async fn push(&self, message: &StoredMessage) -> Result<(), StoreError> {
+    pub async fn push(&self, message: &Message) -> Result<(), StoreError> {
         let key = self.channel_key(&message.channel);
         let json = serde_json::to_string(message).expect("a message serializes");
         let mut connection = self.connection.clone();
@@ -143,11 +136,7 @@ impl MessageStore {
     }
 
     /// Stores `message` for `event` unless it was stored before; true when stored now.
-    pub async fn push_once(
-        &self,
-        event: Uuid,
-        message: &StoredMessage,
-    ) -> Result<bool, StoreError> {
+    pub async fn push_once(&self, event: Uuid, message: &Message) -> Result<bool, StoreError> {
         let json = serde_json::to_string(message).expect("a message serializes");
         let mut connection = self.connection.clone();
         let stored: i64 = LPUSH_ONCE
@@ -170,7 +159,7 @@ impl MessageStore {
         channel: &str,
         limit: isize,
         offset: isize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<Message>, StoreError> {
         let mut connection = self.connection.clone();
         let raw: Vec<String> = LRANGE
             .run(connection.lrange(self.channel_key(channel), offset, offset + limit - 1))
@@ -201,9 +190,12 @@ impl MessageStore {
         Ok(())
     }
 
+    /// Whether Redis answers, for the readiness probe. Not a traced or measured operation:
+    /// probes are not traffic.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        PING.run(redis::cmd("PING").query_async::<String>(&mut connection))
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
             .await?;
         Ok(())
     }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use metrics::counter;
 use reqwest::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
+use serde::Serialize;
 use serde_json::json;
-use telemetry::http_client::SensitiveUrl;
+use telemetry::http_client::{NoAnswer, SensitiveUrl};
 
 use crate::configuration::SecretUrl;
 
@@ -21,31 +22,34 @@ pub(crate) const NOTIFICATIONS: &str = "slack_notifications_total";
 /// later through the retry queue, or reported as failed).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// How a delivery ended, as the bounded `outcome` label of `slack_notifications_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+/// What became of the message's delivery to Slack: `sent`, `skipped` (no webhook is
+/// configured), `rejected` (Slack refused it) or `failed` (Slack could not be reached).
+// Also the bounded `outcome` label of `slack_notifications_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
     Sent,
     /// No webhook is configured.
     Skipped,
-    /// Slack refused the message (a 4xx other than 429).
+    /// Slack refused the message (a 4xx other than 429): it never will take it.
     Rejected,
     /// Slack could not be reached, or kept failing.
     Failed,
 }
 
-impl Outcome {
+impl Delivery {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Sent => "sent",
-            Outcome::Skipped => "skipped",
-            Outcome::Rejected => "rejected",
-            Outcome::Failed => "failed",
+            Delivery::Sent => "sent",
+            Delivery::Skipped => "skipped",
+            Delivery::Rejected => "rejected",
+            Delivery::Failed => "failed",
         }
     }
 }
 
-pub fn record(outcome: Outcome) {
-    counter!(NOTIFICATIONS, "outcome" => outcome.as_str()).increment(1);
+pub fn record(delivery: Delivery) {
+    counter!(NOTIFICATIONS, "outcome" => delivery.as_str()).increment(1);
 }
 
 pub fn describe_metrics() {
@@ -62,6 +66,15 @@ pub enum DeliveryError {
     Rejected(StatusCode),
     #[error("Slack could not be reached: {0}")]
     Failed(String),
+}
+
+impl DeliveryError {
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            DeliveryError::Rejected(_) => Delivery::Rejected,
+            DeliveryError::Failed(_) => Delivery::Failed,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -96,7 +109,7 @@ impl Webhook {
                 .await;
             let wait = match response {
                 Ok(response) if response.status().is_success() => {
-                    record(Outcome::Sent);
+                    record(Delivery::Sent);
                     return Ok(());
                 }
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -109,7 +122,7 @@ impl Webhook {
                     backoff
                 }
                 Ok(response) => {
-                    record(Outcome::Rejected);
+                    record(Delivery::Rejected);
                     return Err(DeliveryError::Rejected(response.status()));
                 }
                 Err(error) => {
@@ -124,7 +137,7 @@ impl Webhook {
             tokio::time::sleep(wait).await;
             backoff *= 2;
         }
-        record(Outcome::Failed);
+        record(Delivery::Failed);
         Err(last_error)
     }
 }
@@ -143,12 +156,9 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 
 /// A transport failure, in words that never include the URL.
 fn describe(error: &reqwest_middleware::Error) -> String {
-    match error {
-        reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => "timed out".into(),
-        reqwest_middleware::Error::Reqwest(error) if error.is_connect() => {
-            "connection failed".into()
-        }
-        reqwest_middleware::Error::Reqwest(_) => "request failed".into(),
-        reqwest_middleware::Error::Middleware(_) => "request failed in middleware".into(),
+    match NoAnswer::of(error) {
+        NoAnswer::Timeout => "timed out".into(),
+        NoAnswer::Connect => "connection failed".into(),
+        NoAnswer::Other => "request failed".into(),
     }
 }

@@ -225,10 +225,10 @@ async fn no_secret_reaches_a_log_a_span_a_metric_or_an_error_body() {
     let webhook_path = "T000/B000/XXXX";
     let client = reqwest::Client::new();
     let gateway = Environment::url(environment.gateway_port);
-    let token = gateway::auth::mint(
+    let token = contract::tokens::mint(
         JWT_SECRET,
         "secretive",
-        gateway::configuration::DEFAULT_AUDIENCE,
+        contract::tokens::DEFAULT_AUDIENCE,
         Duration::from_secs(300),
     );
     let mut bodies = Vec::new();

@@ -115,7 +115,7 @@ fn the_compose_file_parses_and_gives_each_service_only_variables_it_reads() {
         ),
         (
             "user-queue",
-            reads(|lookup| drop(user::queue::QueueSettings::from_lookup(&lookup))),
+            reads(|lookup| drop(user::QueueSettings::from_lookup(&lookup))),
         ),
         (
             "slack",

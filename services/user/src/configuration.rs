@@ -1,17 +1,21 @@
-//! The user service's settings, read from the environment with defaults that work against the
-//! local Postgres and RabbitMQ.
+//! The settings of the user service and of user-queue, read from the environment with defaults
+//! that work against the local Postgres and RabbitMQ.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
+use messaging::ConsumerSettings;
+use settings::{Env, Lookup, SettingsError, listen_host};
 
+pub const DEFAULT_PORT: u16 = 8101;
+pub const DEFAULT_QUEUE_PORT: u16 = 9101;
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/users";
+
+/// Where the users are kept, and how a request waits for them.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    /// `LISTEN_HOST` and `USER_PORT`: where the API listens.
-    pub listen: SocketAddr,
+pub struct DatabaseSettings {
     /// `DATABASE_URL`: the database is created if it does not exist.
-    pub database_url: String,
+    pub url: String,
     /// `DATABASE_MAX_CONNECTIONS`: the pool size.
     pub max_connections: u32,
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long a request waits for a connection before it
@@ -21,16 +25,43 @@ pub struct Settings {
     /// before the request answers 503. Keep it, plus the acquire timeout, under the gateway's
     /// `UPSTREAM_TIMEOUT_MS`.
     pub retry_budget: Duration,
+}
+
+impl DatabaseSettings {
+    pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
+        let url = lookup
+            .text("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(SettingsError::new(
+                "DATABASE_URL",
+                telemetry::redact_url(&url),
+                "expected a postgres:// URL",
+            ));
+        }
+        Ok(Self {
+            url,
+            max_connections: lookup
+                .parse::<u32>("DATABASE_MAX_CONNECTIONS", 10, "expected a whole number")?
+                .max(1),
+            acquire_timeout: lookup.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2000)?,
+            retry_budget: lookup.millis("DATABASE_RETRY_BUDGET_MS", 2000)?,
+        })
+    }
+}
+
+/// The user service: its API, and the outbox relay that publishes its events.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `LISTEN_HOST` and `USER_PORT`: where the API listens.
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
     /// `AMQP_URL`: where the outbox relay publishes events.
     pub amqp_url: String,
     /// `OUTBOX_POLL_INTERVAL_MS`: how often the relay looks for events when no notification
     /// wakes it.
     pub outbox_poll_interval: Duration,
 }
-
-pub const DEFAULT_PORT: u16 = 8101;
-pub const DEFAULT_QUEUE_PORT: u16 = 9101;
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/users";
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -39,38 +70,39 @@ impl Settings {
 
     pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
         let port = lookup.parse("USER_PORT", DEFAULT_PORT, "expected a port number")?;
-        let database_url = lookup
-            .text("DATABASE_URL")
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(SettingsError {
-                variable: "DATABASE_URL",
-                value: telemetry::redact_url(&database_url),
-                reason: "expected a postgres:// URL",
-            });
-        }
         Ok(Self {
             listen: SocketAddr::new(listen_host(lookup)?, port),
-            database_url,
-            max_connections: lookup
-                .parse::<u32>("DATABASE_MAX_CONNECTIONS", 10, "expected a whole number")?
-                .max(1),
-            acquire_timeout: Duration::from_millis(lookup.parse(
-                "DATABASE_ACQUIRE_TIMEOUT_MS",
-                2000,
-                "expected milliseconds",
-            )?),
-            retry_budget: Duration::from_millis(lookup.parse(
-                "DATABASE_RETRY_BUDGET_MS",
-                2000,
-                "expected milliseconds",
-            )?),
+            database: DatabaseSettings::from_lookup(lookup)?,
             amqp_url: messaging::amqp_url(lookup),
-            outbox_poll_interval: Duration::from_millis(lookup.parse(
-                "OUTBOX_POLL_INTERVAL_MS",
-                1000,
-                "expected milliseconds",
-            )?),
+            outbox_poll_interval: lookup.millis("OUTBOX_POLL_INTERVAL_MS", 1000)?,
+        })
+    }
+}
+
+/// user-queue: the `create_user` consumer, with `/health/*` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// `LISTEN_HOST` and `USER_QUEUE_PORT`: health and metrics.
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
+    pub consumer: ConsumerSettings,
+}
+
+impl QueueSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&Env)
+    }
+
+    pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
+        let port = lookup.parse(
+            "USER_QUEUE_PORT",
+            DEFAULT_QUEUE_PORT,
+            "expected a port number",
+        )?;
+        Ok(Self {
+            listen: SocketAddr::new(listen_host(lookup)?, port),
+            database: DatabaseSettings::from_lookup(lookup)?,
+            consumer: ConsumerSettings::from_lookup(lookup, messaging::topology::USER_QUEUE)?,
         })
     }
 }
@@ -97,7 +129,7 @@ mod tests {
     fn defaults_point_at_the_local_stack() {
         let settings = Settings::from_lookup(&|_: &str| None).unwrap();
         assert_eq!(settings.listen.port(), DEFAULT_PORT);
-        assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(settings.database.url, DEFAULT_DATABASE_URL);
         assert_eq!(settings.amqp_url, messaging::DEFAULT_AMQP_URL);
     }
 }

@@ -3,15 +3,15 @@
 //! command consumer, user-queue. Traced and measured through the `telemetry` crate.
 
 pub mod configuration;
-pub mod domain;
+pub mod database;
 pub mod outbox;
 pub mod queue;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 
-pub use configuration::Settings;
-pub use startup::{StartError, app, run};
+pub use configuration::{QueueSettings, Settings};
 
 /// The service's name in traces and metrics, unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "user";

@@ -3,19 +3,25 @@
 //! wait in the table; when it is back they go out, none lost. A crash between the confirm and
 //! the mark publishes an event twice, which consumers absorb by deduplicating on its id.
 //!
-//! Several relays (the user service and user-queue) may run at once: `FOR UPDATE SKIP LOCKED`
-//! gives each row to one of them.
+//! The relay is the user service's role: user-queue writes outbox rows too, but only the user
+//! service publishes them, so every PRODUCER span of `user.created` is the user service's. Any
+//! number of replicas may relay at once: `FOR UPDATE SKIP LOCKED` gives each row to one of them.
+//! The event is built here, from the stored user, by `contract::events::UserCreated::new`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use contract::broker::{USER_CREATED, USERS_EXCHANGE};
+use contract::events::UserCreated;
+use contract::users::User;
 use futures_util::future::join_all;
-use messaging::topology::{self, Kind};
+use messaging::topology::{self, ExchangeType};
 use messaging::{Outgoing, PublishError, Publisher};
 use metrics::gauge;
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{PgPool, Row};
 use telemetry::db::DbOperation;
 use uuid::Uuid;
 
@@ -38,8 +44,9 @@ const CLAIM: DbOperation = DbOperation {
     system: "postgresql",
     operation: "SELECT",
     collection: "outbox",
-    query: "SELECT id, exchange, routing_key, payload, trace_context FROM outbox \
-            WHERE sent_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    query: "SELECT o.id, o.trace_context, u.id AS user_id, u.name, u.email, u.created_at \
+            FROM outbox o JOIN users u ON u.id = o.user_id \
+            WHERE o.sent_at IS NULL ORDER BY o.created_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
 };
 
 const MARK_SENT: DbOperation = DbOperation {
@@ -148,8 +155,33 @@ pub async fn run(
 
 async fn open(connection: &lapin::Connection) -> lapin::Result<Publisher> {
     let publisher = Publisher::open(connection).await?;
-    topology::declare_exchange(publisher.channel(), topology::USERS_EXCHANGE, Kind::Topic).await?;
+    topology::declare_exchange(publisher.channel(), USERS_EXCHANGE, ExchangeType::Topic).await?;
     Ok(publisher)
+}
+
+/// A pending outbox row, with the user its event is about.
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: Uuid,
+    trace_context: String,
+    user_id: i64,
+    name: String,
+    email: String,
+    created_at: DateTime<Utc>,
+}
+
+impl Pending {
+    /// The event, and the context of the request that stored it (its PRODUCER span's parent).
+    fn event(self) -> (UserCreated, HashMap<String, String>) {
+        let user = User {
+            id: self.user_id,
+            name: self.name,
+            email: self.email,
+            created_at: self.created_at,
+        };
+        let context = serde_json::from_str(&self.trace_context).unwrap_or_default();
+        (UserCreated::new(self.id, user), context)
+    }
 }
 
 /// Listens for the outbox trigger's notifications; `None` (and polling only) if that fails.
@@ -189,7 +221,7 @@ async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, Rela
     let mut transaction = pool.begin().await?;
     let rows = CLAIM
         .run(
-            sqlx::query(CLAIM.query)
+            sqlx::query_as::<_, Pending>(CLAIM.query)
                 .bind(BATCH)
                 .fetch_all(&mut *transaction),
         )
@@ -197,35 +229,31 @@ async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, Rela
     if rows.is_empty() {
         return Ok(0);
     }
-    let events: Vec<(Uuid, String, String, String, String)> = rows
+    let events: Vec<_> = rows.into_iter().map(Pending::event).collect();
+    let bodies: Vec<(String, Vec<u8>)> = events
         .iter()
-        .map(|row| {
-            (
-                row.get("id"),
-                row.get("exchange"),
-                row.get("routing_key"),
-                row.get("payload"),
-                row.get("trace_context"),
-            )
+        .map(|(event, _)| {
+            let body = serde_json::to_vec(event).expect("an event serializes");
+            (event.id.to_string(), body)
         })
         .collect();
-    let ids: Vec<String> = events.iter().map(|event| event.0.to_string()).collect();
     // Publish the whole batch at once; the confirms come back together.
-    let outcomes = join_all(events.iter().zip(&ids).map(
-        |((_, exchange, routing_key, payload, trace_context), id)| {
-            let saved: HashMap<String, String> =
-                serde_json::from_str(trace_context).unwrap_or_default();
-            let mut message = Outgoing::new(exchange, routing_key, id, payload.as_bytes());
-            message.parent = Some(telemetry::propagation::extract_map(&saved));
-            publisher.publish(message)
-        },
-    ))
+    let outcomes = join_all(
+        events
+            .iter()
+            .zip(&bodies)
+            .map(|((_, context), (id, body))| {
+                let mut message = Outgoing::new(USERS_EXCHANGE, USER_CREATED, id, body);
+                message.parent = Some(telemetry::propagation::extract_map(context));
+                publisher.publish(message)
+            }),
+    )
     .await;
     let confirmed: Vec<Uuid> = events
         .iter()
         .zip(&outcomes)
         .filter(|(_, outcome)| outcome.is_ok())
-        .map(|(event, _)| event.0)
+        .map(|((event, _), _)| event.id)
         .collect();
     if !confirmed.is_empty() {
         MARK_SENT

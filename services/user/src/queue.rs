@@ -1,96 +1,66 @@
-//! user-queue: creates users from `create_user` commands, through the same validation and the
-//! same transaction (user row + outbox event) as `POST /user`. A command that can never succeed
-//! (not JSON, invalid fields, an email that exists) goes to the dead-letter queue with the
-//! reason in its `x-reason` header; one that fails because Postgres is down is retried. A
+//! user-queue: creates users from `create_user` commands, through the same rules and the same
+//! statement (user row + outbox row) as `POST /user`. A command that can never succeed (not
+//! JSON, another type, invalid fields, an email that exists) goes to the dead-letter queue with
+//! the reason in its `x-reason` header; one that fails because Postgres is down is retried. A
 //! command delivered again after its user was stored is done, not a conflict: the user's event
-//! carries the command's id.
+//! carries the command's id. The events it writes are published by the user service's relay.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use messaging::{ConsumerSettings, ConsumerStatus, Disposition, Handler, Message};
+use contract::commands::CreateUser;
+use contract::users::NewUser;
+use messaging::{ConsumerStatus, Disposition, Handler, Message};
 use serde_json::Value;
-use service_kit::JsonObject;
-use service_kit::settings::{Env, Lookup, SettingsError, listen_host};
+use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use uuid::Uuid;
 
-use crate::configuration::{DEFAULT_QUEUE_PORT, Settings};
-use crate::domain::NewUser;
-use crate::startup::{self, StartError};
+use crate::configuration::QueueSettings;
+use crate::database;
+use crate::startup::{StartError, operational};
 use crate::store::{StoreError, UserStore};
-
-#[derive(Debug, Clone)]
-pub struct QueueSettings {
-    /// `LISTEN_HOST` and `USER_QUEUE_PORT`: health and metrics.
-    pub listen: SocketAddr,
-    pub database: Settings,
-    pub consumer: ConsumerSettings,
-}
-
-impl QueueSettings {
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(&Env)
-    }
-
-    pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
-        let port = lookup.parse(
-            "USER_QUEUE_PORT",
-            DEFAULT_QUEUE_PORT,
-            "expected a port number",
-        )?;
-        Ok(Self {
-            listen: SocketAddr::new(listen_host(lookup)?, port),
-            database: Settings::from_lookup(lookup)?,
-            consumer: ConsumerSettings::from_lookup(lookup, messaging::topology::USER_QUEUE)?,
-        })
-    }
-}
 
 /// Handles `create_user` commands.
 pub struct CommandHandler {
     store: UserStore,
 }
 
+/// Reads a command, or says why it can never be handled.
+fn read_command(body: &[u8]) -> Result<CreateUser, String> {
+    let command = match serde_json::from_slice::<Value>(body) {
+        Ok(command @ Value::Object(_)) => command,
+        Ok(_) => return Err("the command is not a JSON object".into()),
+        Err(error) => return Err(format!("the command is not JSON: {error}")),
+    };
+    match command.get("type").and_then(Value::as_str) {
+        Some(contract::broker::CREATE_USER) => {}
+        other => {
+            return Err(format!(
+                "unknown command type {other:?}; expected {:?}",
+                contract::broker::CREATE_USER
+            ));
+        }
+    }
+    serde_json::from_value(command).map_err(|error| format!("malformed create_user: {error}"))
+}
+
 impl Handler for CommandHandler {
     async fn handle(&self, message: &Message<'_>) -> Disposition {
-        let body = match serde_json::from_slice::<Value>(message.body) {
-            Ok(Value::Object(object)) => JsonObject(object),
-            Ok(_) => return Disposition::DeadLetter("the command is not a JSON object".into()),
-            Err(error) => {
-                return Disposition::DeadLetter(format!("the command is not JSON: {error}"));
-            }
+        let command = match read_command(message.body) {
+            Ok(command) => command,
+            Err(reason) => return Disposition::DeadLetter(reason),
         };
-        match body.0.get("type").and_then(Value::as_str) {
-            Some(messaging::events::CreateUser::KIND) => {}
-            other => {
-                return Disposition::DeadLetter(format!(
-                    "unknown command type {other:?}; expected \"create_user\""
-                ));
-            }
-        }
-        let user = match NewUser::from_json(&body) {
+        let user = match NewUser::parse(&command.user.name, &command.user.email) {
             Ok(user) => user,
-            Err(problem) => {
-                let fields: Vec<String> = problem
-                    .errors
-                    .iter()
-                    .map(|error| format!("{} {}", error.pointer, error.detail))
-                    .collect();
+            Err(fields) => {
+                let fields: Vec<String> = fields.iter().map(ToString::to_string).collect();
                 return Disposition::DeadLetter(format!("invalid command: {}", fields.join("; ")));
             }
         };
         // The event takes the command's id, so a redelivered command whose first delivery
         // stored the user gets that user back instead of a conflict.
-        let command_id = body
-            .0
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .unwrap_or_else(Uuid::new_v4);
-        match self.store.create(&user, command_id).await {
+        match self.store.create(&user, command.id).await {
             Ok(created) => {
                 tracing::info!(user.id = created.id, "user created from a command");
                 Disposition::Done
@@ -101,56 +71,82 @@ impl Handler for CommandHandler {
             Err(StoreError::EventIdReused) => Disposition::DeadLetter(
                 "conflict: this command id was used before for another user".into(),
             ),
-            Err(StoreError::Unavailable(error)) => {
-                Disposition::Retry(format!("the database is unavailable: {error}"))
-            }
-            Err(StoreError::Other(error)) => Disposition::Retry(format!("database error: {error}")),
+            Err(error) => Disposition::Retry(error.to_string()),
         }
     }
 }
 
-/// Runs user-queue until `shutdown`: the consumer, the outbox relay for the events it writes,
-/// and `/health/*` and `/metrics` on `listener`. On shutdown the consumer finishes and
-/// acknowledges the commands in hand first.
-pub async fn run(
-    settings: QueueSettings,
-    metrics: Metrics,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let pool = startup::connect_with_retry(&settings.database).await?;
-    let store = UserStore::new(pool.clone(), settings.database.retry_budget);
-    let (stop, stopped) = watch::channel(false);
-    let status = ConsumerStatus::default();
+impl Service for QueueSettings {
+    const NAME: &'static str = crate::QUEUE_SERVICE_NAME;
+    const VERSION: &'static str = crate::VERSION;
+    type Error = StartError;
 
-    let relay = tokio::spawn(crate::outbox::run(
-        pool,
-        settings.database.amqp_url.clone(),
-        settings.database.outbox_poll_interval,
-        service_kit::serve::stopped(stopped.clone()),
-    ));
-    let consumer = tokio::spawn(messaging::consumer::run(
-        settings.consumer,
-        Arc::new(CommandHandler {
-            store: store.clone(),
-        }),
-        status.clone(),
-        service_kit::serve::stopped(stopped.clone()),
-    ));
-    let app = startup::health_and_metrics(&store, Some(status), &metrics)
-        // `/ping` as the HTTP services answer it, for the gateway's health check.
-        .merge(service_kit::probes::ping())
-        .merge(service_kit::openapi_route(
-            service_kit::probes_only_openapi(crate::QUEUE_SERVICE_NAME, crate::VERSION),
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    /// The consumer, and `/health/*` and `/metrics` on `listener`, until `shutdown`; then the
+    /// consumer finishes and acknowledges the commands in hand.
+    async fn run(
+        self,
+        metrics: Metrics,
+        listener: TcpListener,
+        shutdown: Shutdown,
+    ) -> Result<(), StartError> {
+        let pool = database::connect(&self.database).await?;
+        let store = UserStore::new(pool, self.database.retry_budget);
+        let (stop, stopped) = watch::channel(false);
+        let status = ConsumerStatus::default();
+        let consumer = tokio::spawn(messaging::consumer::run(
+            self.consumer,
+            Arc::new(CommandHandler {
+                store: store.clone(),
+            }),
+            status.clone(),
+            service_kit::serve::stopped(stopped),
         ));
-    tracing::info!(address = %listener.local_addr()?, "user-queue listening");
-    let served = service_kit::serve::serve(listener, app, async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    })
-    .await;
-    let _ = consumer.await;
-    let _ = relay.await;
-    served?;
-    Ok(())
+        let app = operational(&store, Some(status.into()), &metrics)
+            // `/ping` as the HTTP services answer it, for the gateway's health check.
+            .merge(service_kit::probes::ping())
+            .merge(service_kit::openapi_route(
+                service_kit::probes_only_openapi(Self::NAME, Self::VERSION),
+            ));
+        tracing::info!(address = %listener.local_addr()?, "user-queue listening");
+        let served = service_kit::serve::serve(listener, app, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        let _ = consumer.await;
+        served?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_read_whole_or_refused_with_a_reason() {
+        let command =
+            read_command(br#"{"type":"create_user","name":"Ada","email":"a@b.cd"}"#).unwrap();
+        assert_eq!(command.user.name, "Ada");
+        assert!(read_command(b"name=foo").unwrap_err().contains("not JSON"));
+        assert!(
+            read_command(b"[1]")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
+        assert!(
+            read_command(br#"{"type":"delete_user"}"#)
+                .unwrap_err()
+                .contains("unknown command type")
+        );
+        assert!(
+            read_command(br#"{"type":"create_user","name":"Ada"}"#)
+                .unwrap_err()
+                .contains("missing field `email`")
+        );
+    }
 }

@@ -4,14 +4,13 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use messaging::users::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey};
+use contract::users::{NewUser, NewUserFields, User};
 use serde::Deserialize;
-use service_kit::{FieldError, JsonObject, Problem};
+use service_kit::params::whole_number;
+use service_kit::{JsonObject, Problem};
 use uuid::Uuid;
 
-use crate::domain::{NewUser, User};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// Page size of `GET /users` when none is asked for, and the largest one allowed.
@@ -27,14 +26,11 @@ impl From<StoreError> for Problem {
             StoreError::EventIdReused => Problem::idempotency_key_reused(
                 "this Idempotency-Key was sent before with another name or email",
             ),
-            StoreError::Unavailable(error) => {
-                tracing::warn!(%error, "the database is unavailable");
+            error @ StoreError::Unavailable(_) => {
                 Problem::unavailable("the user database is unavailable; try again shortly")
+                    .caused_by(error)
             }
-            StoreError::Other(error) => {
-                tracing::error!(%error, "database error");
-                Problem::internal()
-            }
+            error @ StoreError::Other(_) => Problem::internal().caused_by(error),
         }
     }
 }
@@ -45,7 +41,7 @@ impl From<StoreError> for Problem {
     path = "/user",
     tag = "users",
     params(("idempotency-key" = Option<String>, Header, description = "Your name for this creation, 1 to 255 visible ASCII characters: sent again, the request answers with the user it created instead of a 409 (for a day after)")),
-    request_body(content = crate::domain::NewUserBody, content_type = "application/json"),
+    request_body(content = NewUserFields, content_type = "application/json"),
     responses(
         (status = 201, description = "The user was created (or, for an `Idempotency-Key` sent before, had been)", body = User,
             headers(("location" = String, description = "Where the user can be read"))),
@@ -61,20 +57,12 @@ pub async fn create_user(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: JsonObject,
-) -> Result<Response, Problem> {
-    let new_user = NewUser::from_json(&body)?;
-    let event_id = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-        None => Uuid::new_v4(),
-        Some(value) => {
-            let key = IdempotencyKey::parse(value.as_bytes()).map_err(Problem::malformed)?;
-            // Set by the gateway, which authenticates the caller; absent on direct calls.
-            let subject = headers
-                .get(telemetry::http_server::ENDUSER_HEADER)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default();
-            key.event_id(subject)
-        }
-    };
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<User>), Problem> {
+    let new_user = NewUser::from_json(&body.0).map_err(Problem::invalid_fields)?;
+    // The subject is the gateway's, which authenticates the caller; none on direct calls.
+    let subject = service_kit::headers::enduser(&headers).unwrap_or_default();
+    let event_id =
+        service_kit::headers::creation_event_id(&headers, subject)?.unwrap_or_else(Uuid::new_v4);
     let user = state.store.create(&new_user, event_id).await?;
     tracing::info!(user.id = user.id, "user created");
     let location = format!("/user/{}", user.id);
@@ -82,8 +70,7 @@ pub async fn create_user(
         StatusCode::CREATED,
         [(header::LOCATION, location)],
         Json(user),
-    )
-        .into_response())
+    ))
 }
 
 /// `GET /user/{id}` -> 200 or 404.
@@ -102,14 +89,14 @@ pub async fn create_user(
 pub async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, Problem> {
+) -> Result<Json<User>, Problem> {
     let id: i64 = id
         .parse()
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| Problem::malformed("the user id must be a positive whole number"))?;
     match state.store.get(id).await? {
-        Some(user) => Ok(Json(user).into_response()),
+        Some(user) => Ok(Json(user)),
         None => Err(Problem::not_found(format!("there is no user {id}"))),
     }
 }
@@ -119,20 +106,6 @@ pub struct ListParams {
     limit: Option<String>,
     before: Option<String>,
     email: Option<String>,
-}
-
-fn positive(name: &str, raw: Option<&str>, max: i64) -> Result<Option<i64>, FieldError> {
-    match raw {
-        None => Ok(None),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|value| (1..=max).contains(value))
-            .map(Some)
-            .ok_or_else(|| {
-                FieldError::new(name, format!("must be a whole number from 1 to {max}"))
-            }),
-    }
 }
 
 /// `GET /users?limit=20&before=<id>` -> users newest first, with a `Link: rel="next"` header
@@ -156,21 +129,22 @@ fn positive(name: &str, raw: Option<&str>, max: i64) -> Result<Option<i64>, Fiel
 pub async fn list_users(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<(HeaderMap, Json<Vec<User>>), Problem> {
     let Query(params) = params.map_err(|rejection| Problem::malformed(rejection.body_text()))?;
+    let mut headers = HeaderMap::new();
     // `?email=` looks one user up (whatever the case): where an asynchronous creation lands.
     if let Some(email) = params.email.as_deref() {
-        let users: Vec<_> = state
+        let users = state
             .store
             .find_by_email(email)
             .await?
             .into_iter()
             .collect();
-        return Ok(Json(users).into_response());
+        return Ok((headers, Json(users)));
     }
     let (limit, before) = match (
-        positive("limit", params.limit.as_deref(), MAX_PAGE_SIZE),
-        positive("before", params.before.as_deref(), i64::MAX),
+        whole_number("limit", params.limit.as_deref(), 1..=MAX_PAGE_SIZE),
+        whole_number("before", params.before.as_deref(), 1..=i64::MAX),
     ) {
         (Ok(limit), Ok(before)) => (limit.unwrap_or(DEFAULT_PAGE_SIZE), before),
         (limit, before) => {
@@ -184,9 +158,8 @@ pub async fn list_users(
         .then(|| users.last().map(|last| last.id))
         .flatten()
         .map(|last| format!("</users?limit={limit}&before={last}>; rel=\"next\""));
-    let mut response = Json(users).into_response();
     if let Some(next) = next.and_then(|link| link.parse().ok()) {
-        response.headers_mut().insert(header::LINK, next);
+        headers.insert(header::LINK, next);
     }
-    Ok(response)
+    Ok((headers, Json(users)))
 }

@@ -1,16 +1,13 @@
 //! Users in Postgres. Every statement runs inside a CLIENT span with the database attributes,
 //! and failures are sorted into what the API can say about them.
 
-use messaging::events::{UserCreated, UserSnapshot};
-use messaging::topology;
 use std::time::{Duration, Instant};
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, Utc};
+use contract::users::{NewUser, User};
 use sqlx::PgPool;
 use telemetry::db::DbOperation;
 use uuid::Uuid;
-
-use crate::domain::{NewUser, User};
 
 /// Why a database call failed, as far as the caller cares.
 #[derive(Debug, thiserror::Error)]
@@ -55,21 +52,18 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Stores a user and its `user.created` event in one statement. A statement is a transaction
-/// of its own, so both or neither are stored, in one round trip instead of four (`BEGIN`, two
-/// `INSERT`s, `COMMIT`). The event comes serialized, whole but for the user's id, which only the
-/// insert knows: the statement writes it in (`jsonb_set`), so the payload is the event as stored.
+/// Stores a user and its outbox row in one statement. A statement is a transaction of its own,
+/// so both or neither are stored, in one round trip instead of four (`BEGIN`, two `INSERT`s,
+/// `COMMIT`). The outbox row names the user; the relay builds the event from it.
 const INSERT_USER_WITH_EVENT: DbOperation = DbOperation {
     system: "postgresql",
     operation: "INSERT",
     collection: "users",
     query: "WITH created AS (\
-                INSERT INTO users (name, email, created_at) VALUES ($1, $2, $3) \
+                INSERT INTO users (name, email) VALUES ($1, $2) \
                 RETURNING id, name, email, created_at), \
             event AS (\
-                INSERT INTO outbox (id, exchange, routing_key, payload, trace_context) \
-                SELECT $4, $5, $6, jsonb_set($7::jsonb, '{user,id}', to_jsonb(id))::text, $8 \
-                FROM created) \
+                INSERT INTO outbox (id, user_id, trace_context) SELECT $3, id, $4 FROM created) \
             SELECT id, name, email, created_at FROM created",
 };
 
@@ -79,8 +73,7 @@ const CREATED_WITH_EVENT: DbOperation = DbOperation {
     operation: "SELECT",
     collection: "users",
     query: "SELECT u.id, u.name, u.email, u.created_at FROM outbox o \
-            JOIN users u ON u.id = (o.payload::jsonb -> 'user' ->> 'id')::bigint \
-            WHERE o.id = $1",
+            JOIN users u ON u.id = o.user_id WHERE o.id = $1",
 };
 
 const SELECT_USER: DbOperation = DbOperation {
@@ -104,15 +97,28 @@ const LIST_USERS: DbOperation = DbOperation {
     query: "SELECT id, name, email, created_at FROM users WHERE id < $1 ORDER BY id DESC LIMIT $2",
 };
 
-const PING: DbOperation = DbOperation {
-    system: "postgresql",
-    operation: "SELECT",
-    collection: "",
-    query: "SELECT 1",
-};
-
 /// The pause between two attempts of a write that lost its connection.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// A row of `users`.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    name: String,
+    email: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+            created_at: row.created_at,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct UserStore {
@@ -124,10 +130,6 @@ pub struct UserStore {
 impl UserStore {
     pub fn new(pool: PgPool, retry_budget: Duration) -> Self {
         Self { pool, retry_budget }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 
     /// Stores the user and its `user.created` event, whose id is `event_id`: both or neither.
@@ -144,38 +146,21 @@ impl UserStore {
     /// id shows that the row is this caller's own. So a lost answer never turns a created user
     /// into a 409, or into a second user.
     pub async fn create(&self, user: &NewUser, event_id: Uuid) -> Result<User, StoreError> {
-        // Postgres keeps microseconds; the row and the event must carry the same instant.
-        let created_at = Utc::now().trunc_subsecs(6);
-        let event = UserCreated {
-            id: event_id,
-            kind: UserCreated::KIND.to_owned(),
-            occurred_at: created_at,
-            user: UserSnapshot {
-                id: 0, // written in by the insert
-                name: user.name.as_str().to_owned(),
-                email: user.email.as_str().to_owned(),
-                created_at,
-            },
-        };
-        let payload = serde_json::to_string(&event).expect("an event serializes");
         let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
             .unwrap_or_else(|_| "{}".to_owned());
         let deadline = Instant::now() + self.retry_budget;
         loop {
             let attempt = INSERT_USER_WITH_EVENT
                 .run(
-                    sqlx::query_as::<_, User>(INSERT_USER_WITH_EVENT.query)
+                    sqlx::query_as::<_, UserRow>(INSERT_USER_WITH_EVENT.query)
                         .bind(user.name.as_str())
                         .bind(user.email.as_str())
-                        .bind(created_at)
-                        .bind(event.id)
-                        .bind(topology::USERS_EXCHANGE)
-                        .bind(topology::USER_CREATED)
-                        .bind(&payload)
+                        .bind(event_id)
                         .bind(&trace_context)
                         .fetch_one(&self.pool),
                 )
                 .await
+                .map(User::from)
                 .map_err(StoreError::from);
             match attempt {
                 Err(StoreError::Unavailable(error)) if Instant::now() < deadline => {
@@ -184,7 +169,7 @@ impl UserStore {
                 }
                 // The email or the event id is taken: by this caller before, or by another.
                 Err(StoreError::DuplicateEmail) => {
-                    return match self.created_with_event(event.id).await? {
+                    return match self.created_with_event(event_id).await? {
                         Some(existing)
                             if existing.name == user.name.as_str()
                                 && existing.email == user.email.as_str() =>
@@ -203,50 +188,56 @@ impl UserStore {
     async fn created_with_event(&self, event: Uuid) -> Result<Option<User>, StoreError> {
         Ok(CREATED_WITH_EVENT
             .run(
-                sqlx::query_as::<_, User>(CREATED_WITH_EVENT.query)
+                sqlx::query_as::<_, UserRow>(CREATED_WITH_EVENT.query)
                     .bind(event)
                     .fetch_optional(&self.pool),
             )
-            .await?)
+            .await?
+            .map(User::from))
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {
         Ok(SELECT_USER
             .run(
-                sqlx::query_as::<_, User>(SELECT_USER.query)
+                sqlx::query_as::<_, UserRow>(SELECT_USER.query)
                     .bind(id)
                     .fetch_optional(&self.pool),
             )
-            .await?)
+            .await?
+            .map(User::from))
     }
 
     /// The user with this email, whatever its case.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         Ok(FIND_BY_EMAIL
             .run(
-                sqlx::query_as::<_, User>(FIND_BY_EMAIL.query)
+                sqlx::query_as::<_, UserRow>(FIND_BY_EMAIL.query)
                     .bind(email)
                     .fetch_optional(&self.pool),
             )
-            .await?)
+            .await?
+            .map(User::from))
     }
 
     /// Up to `limit` users older than `before` (all when `None`), newest first.
     pub async fn list(&self, limit: i64, before: Option<i64>) -> Result<Vec<User>, StoreError> {
         Ok(LIST_USERS
             .run(
-                sqlx::query_as::<_, User>(LIST_USERS.query)
+                sqlx::query_as::<_, UserRow>(LIST_USERS.query)
                     .bind(before.unwrap_or(i64::MAX))
                     .bind(limit)
                     .fetch_all(&self.pool),
             )
-            .await?)
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
     }
 
-    /// Whether Postgres answers, for the readiness probe.
+    /// Whether Postgres answers, for the readiness probe. Not a traced or measured operation:
+    /// probes are not traffic.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        PING.run(sqlx::query(PING.query).execute(&self.pool))
-            .await?;
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gateway::configuration::{DEFAULT_AUDIENCE, DEVELOPMENT_SECRET};
+use contract::tokens::{DEFAULT_AUDIENCE, DEVELOPMENT_SECRET};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     let audience = var("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
     println!(
         "{}",
-        gateway::auth::mint(&secret, &subject, &audience, Duration::from_secs(ttl))
+        contract::tokens::mint(&secret, &subject, &audience, Duration::from_secs(ttl))
     );
     ExitCode::SUCCESS
 }

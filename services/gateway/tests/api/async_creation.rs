@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use messaging::users::IdempotencyKey;
+use contract::users::IdempotencyKey;
 use serde_json::{Value, json};
 use test_support::{TcpProxy, TestVhost};
 

@@ -10,7 +10,7 @@ fn signed(subject: &str, audience: &str, expires_in: i64, secret: &str) -> Strin
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let claims = gateway::auth::Claims {
+    let claims = contract::tokens::Claims {
         sub: subject.into(),
         aud: audience.into(),
         iat: now as u64,
@@ -145,7 +145,7 @@ async fn rs256_tokens_are_checked_with_the_public_key() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = gateway::auth::Claims {
+    let claims = contract::tokens::Claims {
         sub: "rsa-user".into(),
         aud: AUDIENCE.into(),
         iat: now,

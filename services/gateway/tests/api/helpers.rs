@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use gateway::Settings;
 use serde_json::json;
-use telemetry::{Telemetry, TelemetryConfig};
+use service_kit::Launch;
+use telemetry::TelemetryConfig;
 use test_support::{InProcess, wait_until_ready};
 use tokio::sync::oneshot;
 
@@ -98,10 +99,9 @@ pub struct TestGateway {
 
 /// A gateway whose settings are the defaults but for `overrides` (environment names).
 pub async fn spawn_gateway(overrides: &[(&str, String)]) -> TestGateway {
-    let port = test_support::free_port();
     let mut values: HashMap<String, String> = [
         ("LISTEN_HOST", "127.0.0.1".to_owned()),
-        ("GATEWAY_PORT", port.to_string()),
+        ("GATEWAY_PORT", "0".to_owned()),
         ("JWT_SECRET", SECRET.to_owned()),
         ("HEALTH_TIMEOUT_MS", "500".to_owned()),
         ("UPSTREAM_TIMEOUT_MS", "1000".to_owned()),
@@ -113,21 +113,9 @@ pub async fn spawn_gateway(overrides: &[(&str, String)]) -> TestGateway {
         values.insert((*name).to_owned(), value.clone());
     }
     let settings = Settings::from_lookup(&|name: &str| values.get(name).cloned()).unwrap();
-    let telemetry =
-        Telemetry::init(gateway::SERVICE_NAME, "test", &TelemetryConfig::silent()).unwrap();
-    let metrics = telemetry.metrics().clone();
-    let service = InProcess::start(move |stopped| {
-        telemetry
-            .run(async move {
-                let listener = tokio::net::TcpListener::bind(settings.listen)
-                    .await
-                    .unwrap();
-                gateway::run(settings, metrics, listener, stopped).await
-            })
-            .unwrap()
-            .unwrap();
-    });
-    let address = format!("http://127.0.0.1:{port}");
+    let launch = Launch::new(settings, &TelemetryConfig::silent()).unwrap();
+    let address = format!("http://{}", launch.address());
+    let service = InProcess::start(move |stopped| launch.run(stopped).unwrap());
     wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(10)).await;
     TestGateway {
         address,
@@ -144,5 +132,5 @@ impl TestGateway {
 
 /// A valid token for `subject`.
 pub fn token(subject: &str) -> String {
-    gateway::auth::mint(SECRET, subject, AUDIENCE, Duration::from_secs(300))
+    contract::tokens::mint(SECRET, subject, AUDIENCE, Duration::from_secs(300))
 }

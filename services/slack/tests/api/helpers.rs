@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use reqwest::Response;
 use serde_json::{Value, json};
+use service_kit::{Launch, Service};
 use slack::{QueueSettings, Settings};
-use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
-use test_support::{InProcess, TestRedis, TestVhost, free_port, wait_until_ready};
+use telemetry::{TelemetryConfig, TracesExporter};
+use test_support::{InProcess, TestRedis, TestVhost, wait_until_ready};
 
 /// How to spawn; the defaults are silent telemetry, no webhook and the test servers.
 #[derive(Default)]
@@ -29,10 +30,10 @@ pub struct TestSlack {
     service: InProcess,
 }
 
-fn settings(options: &Options, redis: &TestRedis, port: u16) -> Settings {
+fn settings(options: &Options, redis: &TestRedis) -> Settings {
     let lookup = |name: &str| match name {
         "LISTEN_HOST" => Some("127.0.0.1".to_owned()),
-        "SLACK_PORT" | "SLACK_QUEUE_PORT" => Some(port.to_string()),
+        "SLACK_PORT" | "SLACK_QUEUE_PORT" => Some("0".to_owned()),
         "REDIS_URL" => Some(
             options
                 .redis_url
@@ -47,8 +48,8 @@ fn settings(options: &Options, redis: &TestRedis, port: u16) -> Settings {
     Settings::from_lookup(&lookup).unwrap()
 }
 
-fn telemetry(name: &str, options: &Options) -> Telemetry {
-    let config = match &options.zipkin {
+fn telemetry(options: &Options) -> TelemetryConfig {
+    match &options.zipkin {
         Some(endpoint) => TelemetryConfig {
             exporter: TracesExporter::Zipkin {
                 endpoint: endpoint.clone(),
@@ -56,8 +57,17 @@ fn telemetry(name: &str, options: &Options) -> Telemetry {
             ..TelemetryConfig::silent()
         },
         None => TelemetryConfig::silent(),
-    };
-    Telemetry::init(name, "test", &config).unwrap()
+    }
+}
+
+/// Runs `service` in the test process, the way its binary runs it.
+fn start(service: impl Service, options: &Options) -> (String, InProcess) {
+    let launch = Launch::new(service, &telemetry(options)).unwrap();
+    let address = format!("http://{}", launch.address());
+    (
+        address,
+        InProcess::start(move |stopped| launch.run(stopped).unwrap()),
+    )
 }
 
 /// Which process to run.
@@ -69,25 +79,11 @@ pub enum Process {
 pub async fn spawn(process: Process, options: Options) -> TestSlack {
     let redis = TestRedis::new().await;
     let vhost = TestVhost::new().await;
-    let port = free_port();
-    let slack = settings(&options, &redis, port);
-    let address = format!("http://127.0.0.1:{port}");
-    let service = match process {
-        Process::Api => {
-            let telemetry = telemetry(slack::SERVICE_NAME, &options);
-            let metrics = telemetry.metrics().clone();
-            InProcess::start(move |stopped| {
-                telemetry
-                    .run(async move {
-                        let listener = tokio::net::TcpListener::bind(slack.listen).await.unwrap();
-                        slack::startup::run(slack, metrics, listener, stopped).await
-                    })
-                    .unwrap()
-                    .unwrap();
-            })
-        }
-        Process::Queue => {
-            let settings = QueueSettings {
+    let slack = settings(&options, &redis);
+    let (address, service) = match process {
+        Process::Api => start(slack, &options),
+        Process::Queue => start(
+            QueueSettings {
                 listen: slack.listen,
                 slack,
                 consumer: messaging::ConsumerSettings {
@@ -100,21 +96,9 @@ pub async fn spawn(process: Process, options: Options) -> TestSlack {
                     max_attempts: options.max_attempts.unwrap_or(3),
                     retry_delay: Duration::from_millis(100),
                 },
-            };
-            let telemetry = telemetry(slack::QUEUE_SERVICE_NAME, &options);
-            let metrics = telemetry.metrics().clone();
-            InProcess::start(move |stopped| {
-                telemetry
-                    .run(async move {
-                        let listener = tokio::net::TcpListener::bind(settings.listen)
-                            .await
-                            .unwrap();
-                        slack::queue::run(settings, metrics, listener, stopped).await
-                    })
-                    .unwrap()
-                    .unwrap();
-            })
-        }
+            },
+            &options,
+        ),
     };
     wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
     TestSlack {

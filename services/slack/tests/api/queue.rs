@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use contract::events::UserCreated;
+use contract::users::User;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use messaging::events::{UserCreated, UserSnapshot};
 use serde_json::json;
 use test_support::rabbitmq::header;
 use test_support::{FakeWebhook, TcpProxy, ZipkinReceiver};
@@ -18,12 +19,15 @@ const PRODUCER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PRODUCER_SPAN: &str = "00f067aa0ba902b7";
 
 fn user_created(email: &str) -> UserCreated {
-    UserCreated::new(UserSnapshot {
-        id: 7,
-        name: "Ada".into(),
-        email: email.into(),
-        created_at: chrono::Utc::now(),
-    })
+    UserCreated::new(
+        uuid::Uuid::new_v4(),
+        User {
+            id: 7,
+            name: "Ada".into(),
+            email: email.into(),
+            created_at: chrono::Utc::now(),
+        },
+    )
 }
 
 /// Publishes `body` as the outbox relay would, with a producer's trace context.
@@ -144,14 +148,11 @@ async fn malformed_messages_go_straight_to_the_dead_letter_queue() {
             "wrong shape",
             json!({"id": 7, "user": "ada"}).to_string().into_bytes(),
         ),
-        (
-            "wrong type",
-            serde_json::to_vec(&UserCreated {
-                kind: "user.deleted".into(),
-                ..user_created("x@example.com")
-            })
-            .unwrap(),
-        ),
+        ("wrong type", {
+            let mut event = serde_json::to_value(user_created("x@example.com")).unwrap();
+            event["type"] = "user.deleted".into();
+            serde_json::to_vec(&event).unwrap()
+        }),
     ] {
         publish(&slack, &body, "poison").await;
         let dead = slack
@@ -202,8 +203,8 @@ async fn a_webhook_that_fails_twice_then_succeeds_gets_one_delivery() {
 }
 
 #[tokio::test]
-async fn a_webhook_that_always_refuses_sends_the_event_to_the_dead_letter_queue_after_n_tries() {
-    let webhook = FakeWebhook::start(&[], 400);
+async fn a_webhook_that_keeps_failing_sends_the_event_to_the_dead_letter_queue_after_n_tries() {
+    let webhook = FakeWebhook::start(&[], 503);
     let slack = spawn(
         Process::Queue,
         Options {
@@ -213,7 +214,7 @@ async fn a_webhook_that_always_refuses_sends_the_event_to_the_dead_letter_queue_
         },
     )
     .await;
-    let event = user_created("refused@example.com");
+    let event = user_created("failing@example.com");
     publish_event(&slack, &event).await;
     let dead = slack
         .vhost
@@ -228,14 +229,45 @@ async fn a_webhook_that_always_refuses_sends_the_event_to_the_dead_letter_queue_
     );
     assert_eq!(
         webhook.calls(),
-        3,
-        "one call per attempt: a refusal is not retried in place"
+        9,
+        "three consumer attempts of three calls each (SLACK_WEBHOOK_ATTEMPTS)"
     );
     assert_eq!(
         slack.channel("#user").await.len(),
         1,
         "stored once in Redis all the same"
     );
+}
+
+#[tokio::test]
+async fn a_webhook_that_refuses_sends_the_event_to_the_dead_letter_queue_at_once() {
+    let webhook = FakeWebhook::start(&[], 400);
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            webhook: Some(webhook.url()),
+            max_attempts: Some(3),
+            ..Options::default()
+        },
+    )
+    .await;
+    publish_event(&slack, &user_created("refused@example.com")).await;
+    let dead = slack
+        .vhost
+        .get(DEAD, Duration::from_secs(15))
+        .await
+        .expect("dead-lettered");
+    assert_eq!(
+        header(&dead, "x-attempt").as_deref(),
+        Some("1"),
+        "a refusal is never retried"
+    );
+    assert_eq!(
+        header(&dead, "x-reason").as_deref(),
+        Some("Slack refused the message with 400 Bad Request")
+    );
+    assert_eq!(webhook.calls(), 1, "one call: Slack will never take it");
+    assert_eq!(slack.channel("#user").await.len(), 1, "stored all the same");
 }
 
 #[tokio::test]

@@ -76,10 +76,10 @@ impl Environment {
     }
 
     pub fn token(&self, subject: &str) -> String {
-        gateway::auth::mint(
+        contract::tokens::mint(
             JWT_SECRET,
             subject,
-            gateway::configuration::DEFAULT_AUDIENCE,
+            contract::tokens::DEFAULT_AUDIENCE,
             Duration::from_secs(300),
         )
     }

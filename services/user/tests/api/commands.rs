@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use contract::commands::CreateUser;
 use lapin::BasicProperties;
-use messaging::events::CreateUser;
 use serde_json::{Value, json};
 use test_support::rabbitmq::header;
 

@@ -6,10 +6,12 @@ use std::time::Duration;
 use lapin::ExchangeKind;
 use reqwest::Response;
 use serde_json::{Value, json};
+use service_kit::{Launch, Service};
 use sqlx::{Connection, PgConnection};
-use telemetry::{Telemetry, TelemetryConfig, TracesExporter};
+use telemetry::{TelemetryConfig, TracesExporter};
 use test_support::{InProcess, TestDatabase, TestVhost, wait_until_ready};
-use user::Settings;
+use user::configuration::DatabaseSettings;
+use user::{QueueSettings, Settings};
 
 /// The queue that [`TestApp::observe_user_events`] binds to the `user.created` events.
 pub const EVENTS: &str = "test.observer";
@@ -53,6 +55,31 @@ pub async fn spawn_app_exporting_to_zipkin(endpoint: String) -> TestApp {
     .await
 }
 
+/// Runs `service` in the test process on a port of its own, the way its binary runs it, and
+/// waits until it is ready.
+async fn start(service: impl Service, config: &TelemetryConfig) -> (String, InProcess) {
+    let launch = Launch::new(service, config).unwrap();
+    let address = format!("http://{}", launch.address());
+    let service = InProcess::start(move |stopped| launch.run(stopped).unwrap());
+    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
+    (address, service)
+}
+
+/// The test database, through `url`.
+fn database_settings(url: String, retry_budget: Duration) -> DatabaseSettings {
+    DatabaseSettings {
+        url,
+        max_connections: 5,
+        acquire_timeout: Duration::from_secs(1),
+        retry_budget,
+    }
+}
+
+/// Listening on a port of its own.
+fn any_port() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
 /// A service with its own database and vhost, as `options` say.
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let database = TestDatabase::new().await;
@@ -66,30 +93,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         None => vhost.amqp_url(),
     };
     let config = options.telemetry.unwrap_or_else(TelemetryConfig::silent);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
     let settings = Settings {
-        listen: listener.local_addr().unwrap(),
-        database_url,
-        max_connections: 5,
-        acquire_timeout: Duration::from_secs(1),
-        retry_budget: options.retry_budget.unwrap_or_default(),
+        listen: any_port(),
+        database: database_settings(database_url, options.retry_budget.unwrap_or_default()),
         amqp_url,
         outbox_poll_interval: Duration::from_millis(200),
     };
-    let telemetry = Telemetry::init(user::SERVICE_NAME, "test", &config).unwrap();
-    let metrics = telemetry.metrics().clone();
-    let service = InProcess::start(move |stopped| {
-        telemetry
-            .run(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                user::run(settings, metrics, listener, stopped).await
-            })
-            .unwrap()
-            .unwrap();
-    });
-    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
+    let (address, service) = start(settings, &config).await;
     TestApp {
         address,
         client: reqwest::Client::new(),
@@ -133,7 +143,7 @@ impl TestApp {
             .header("idempotency-key", key)
             .json(body);
         if let Some(subject) = subject {
-            request = request.header(telemetry::http_server::ENDUSER_HEADER, subject);
+            request = request.header(contract::headers::ENDUSER, subject);
         }
         request.send().await.unwrap()
     }
@@ -159,7 +169,7 @@ impl TestApp {
             .await
             .unwrap();
         let events = sqlx::query_scalar(
-            "SELECT count(*) FROM outbox WHERE payload::jsonb -> 'user' ->> 'email' = $1",
+            "SELECT count(*) FROM outbox o JOIN users u ON u.id = o.user_id WHERE u.email = $1",
         )
         .bind(email)
         .fetch_one(&mut database)
@@ -185,20 +195,9 @@ pub struct QueueApp {
 }
 
 pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let settings = user::queue::QueueSettings {
-        listen: listener.local_addr().unwrap(),
-        database: Settings {
-            listen: listener.local_addr().unwrap(),
-            database_url: app.database.url(),
-            max_connections: 5,
-            acquire_timeout: Duration::from_secs(1),
-            retry_budget: Duration::ZERO,
-            amqp_url: app.vhost.amqp_url(),
-            outbox_poll_interval: Duration::from_millis(200),
-        },
+    let settings = QueueSettings {
+        listen: any_port(),
+        database: database_settings(app.database.url(), Duration::ZERO),
         consumer: messaging::ConsumerSettings {
             amqp_url: app.vhost.amqp_url(),
             queue: messaging::topology::USER_QUEUE,
@@ -207,19 +206,7 @@ pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
             retry_delay: Duration::from_millis(100),
         },
     };
-    let telemetry =
-        Telemetry::init(user::QUEUE_SERVICE_NAME, "test", &TelemetryConfig::silent()).unwrap();
-    let metrics = telemetry.metrics().clone();
-    let service = InProcess::start(move |stopped| {
-        telemetry
-            .run(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                user::queue::run(settings, metrics, listener, stopped).await
-            })
-            .unwrap()
-            .unwrap();
-    });
-    wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(30)).await;
+    let (_, service) = start(settings, &TelemetryConfig::silent()).await;
     QueueApp { service }
 }
 

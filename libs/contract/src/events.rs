@@ -1,0 +1,79 @@
+//! The events on the broker, as producers publish and consumers read them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::users::User;
+
+/// The `type` of a [`UserCreated`]: `"user.created"`, and nothing else deserializes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserCreatedType {
+    #[default]
+    #[serde(rename = "user.created")]
+    UserCreated,
+}
+
+/// `user.created`: published once a user row is committed, to [`crate::broker::USERS_EXCHANGE`]
+/// with routing key [`crate::broker::USER_CREATED`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    /// The event id, also the AMQP `message_id`: consumers deduplicate on it.
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: UserCreatedType,
+    /// When the user was created.
+    pub occurred_at: DateTime<Utc>,
+    pub user: User,
+}
+
+impl UserCreated {
+    /// The event of `user`'s creation, whose id is `id`.
+    pub fn new(id: Uuid, user: User) -> Self {
+        Self {
+            id,
+            event_type: UserCreatedType::UserCreated,
+            occurred_at: user.created_at,
+            user,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_created_event_has_a_stable_shape() {
+        let mut event = UserCreated::new(
+            Uuid::nil(),
+            User {
+                id: 7,
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                created_at: "2026-11-27T12:00:00.1Z".parse().unwrap(),
+            },
+        );
+        event.occurred_at = "2026-11-27T12:00:00.123456Z".parse().unwrap();
+        insta::assert_json_snapshot!(event);
+        let parsed: UserCreated =
+            serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(parsed, event);
+    }
+
+    #[test]
+    fn another_type_is_not_a_user_created_event() {
+        let mut event = serde_json::to_value(UserCreated::new(
+            Uuid::nil(),
+            User {
+                id: 7,
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                created_at: Utc::now(),
+            },
+        ))
+        .unwrap();
+        event["type"] = "user.deleted".into();
+        assert!(serde_json::from_value::<UserCreated>(event).is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! The bearer tokens the gateway accepts on writes: a JWT whose `aud` names the stack, whose
+//! `exp` is in the future and whose `sub` names the caller. Minting lives here, not in the
+//! gateway, so tests and tools can make tokens without the gateway.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+/// Signs development tokens when `JWT_SECRET` is unset; the gateway warns at start-up.
+pub const DEVELOPMENT_SECRET: &str = "microservice-stack-development-secret";
+/// The audience tokens name unless `JWT_AUDIENCE` says otherwise.
+pub const DEFAULT_AUDIENCE: &str = "microservice-stack";
+
+/// What a token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl Claims {
+    /// Claims for `subject`, issued now and valid for `ttl`.
+    pub fn new(subject: &str, audience: &str, ttl: Duration) -> Self {
+        let issued = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Self {
+            sub: subject.to_owned(),
+            aud: audience.to_owned(),
+            iat: issued,
+            exp: issued + ttl.as_secs(),
+        }
+    }
+}
+
+/// A token signed with HS256 and `secret`.
+pub fn sign(claims: &Claims, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing does not fail")
+}
+
+/// A token for `subject`, HS256 with `secret`, valid for `ttl`.
+pub fn mint(secret: &str, subject: &str, audience: &str, ttl: Duration) -> String {
+    sign(&Claims::new(subject, audience, ttl), secret)
+}

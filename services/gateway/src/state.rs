@@ -1,0 +1,21 @@
+//! What the gateway's handlers share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging::SharedPublisher;
+
+use crate::configuration::Upstream;
+use crate::proxy::Proxy;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub proxy: Proxy,
+    pub user: Upstream,
+    pub slack: Upstream,
+    /// Every process `/health` asks.
+    pub health_targets: Arc<Vec<Upstream>>,
+    pub health_timeout: Duration,
+    /// Publishes the `create_user` commands of asynchronous creations.
+    pub commands: Arc<SharedPublisher>,
+}
