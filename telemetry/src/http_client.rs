@@ -96,11 +96,14 @@ impl Middleware for TracingMiddleware {
 }
 
 /// Why a request got no answer, in the few words every caller tells apart: waited too long,
-/// never connected (refused, unreachable, a TLS handshake refused), or anything else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// never connected (refused, unreachable), the server's certificate refused, or anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoAnswer {
     Timeout,
     Connect,
+    /// The TLS handshake failed, with rustls' reason (an untrusted or expired certificate, a
+    /// name that does not match): a misconfiguration that no retry mends.
+    Tls(String),
     Other,
 }
 
@@ -108,17 +111,46 @@ impl NoAnswer {
     pub fn of(error: &reqwest_middleware::Error) -> Self {
         match error {
             reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => Self::Timeout,
-            reqwest_middleware::Error::Reqwest(error) if error.is_connect() => Self::Connect,
+            reqwest_middleware::Error::Reqwest(error) if error.is_connect() => {
+                match tls_failure(error) {
+                    Some(reason) => Self::Tls(reason),
+                    None => Self::Connect,
+                }
+            }
             _ => Self::Other,
         }
     }
 
     /// The bounded `error.type` of the CLIENT span and `status` label of the client metric.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
             Self::Connect => "connect",
+            Self::Tls(_) => "tls",
             Self::Other => "error",
         }
     }
+}
+
+/// rustls' reason, when a TLS handshake is what failed. It sits in the error's chain inside
+/// `io::Error`s (whose `source` skips what they wrap, hence `get_ref`).
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let mut candidate = error;
+        loop {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(tls.to_string());
+            }
+            match candidate
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(inner) => candidate = inner,
+                None => break,
+            }
+        }
+        cause = error.source();
+    }
+    None
 }

@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod rabbitmq;
 pub mod redis;
 mod server;
+pub mod tls;
 pub mod webhook;
 pub mod zipkin;
 
@@ -20,5 +21,6 @@ pub use process::{InProcess, ServiceProcess, Stopped, free_port, wait_until_read
 pub use proxy::TcpProxy;
 pub use rabbitmq::TestVhost;
 pub use redis::TestRedis;
+pub use tls::TestCa;
 pub use webhook::FakeWebhook;
 pub use zipkin::ZipkinReceiver;

@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 
 use crate::server::TestServer;
+use crate::tls::TestCa;
 
 /// One received span, with ids in lower-case hex.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,19 +39,31 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub fn start() -> Self {
+        Self::serve(None)
+    }
+
+    /// The same over HTTPS, with a certificate of `ca`.
+    pub fn start_tls(ca: &TestCa) -> Self {
+        Self::serve(Some(ca))
+    }
+
+    fn serve(ca: Option<&TestCa>) -> Self {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let router = Router::new()
             .route("/v1/traces", post(receive))
             .with_state(Arc::clone(&spans));
         Self {
-            server: TestServer::start(router),
+            server: match ca {
+                Some(ca) => TestServer::start_tls(router, ca),
+                None => TestServer::start(router),
+            },
             spans,
         }
     }
 
     /// The base URL to give to `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.address())
+        self.server.base_url()
     }
 
     pub fn spans(&self) -> Vec<OtlpSpan> {

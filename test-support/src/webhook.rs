@@ -13,6 +13,7 @@ use axum::routing::post;
 use serde_json::Value;
 
 use crate::server::TestServer;
+use crate::tls::TestCa;
 
 #[derive(Default)]
 struct Script {
@@ -33,6 +34,15 @@ pub struct FakeWebhook {
 impl FakeWebhook {
     /// Answers `statuses` in order (a 429 with `Retry-After: 1`), then `then` for ever.
     pub fn start(statuses: &[u16], then: u16) -> Self {
+        Self::serve(statuses, then, None)
+    }
+
+    /// The same over HTTPS, with a certificate of `ca`: a real webhook is `https://`.
+    pub fn start_tls(statuses: &[u16], then: u16, ca: &TestCa) -> Self {
+        Self::serve(statuses, then, Some(ca))
+    }
+
+    fn serve(statuses: &[u16], then: u16, ca: Option<&TestCa>) -> Self {
         let script = Arc::new(Mutex::new(Script {
             statuses: statuses.to_vec(),
             then,
@@ -42,14 +52,17 @@ impl FakeWebhook {
             .route("/services/T000/B000/XXXX", post(receive))
             .with_state(Arc::clone(&script));
         Self {
-            server: TestServer::start(router),
+            server: match ca {
+                Some(ca) => TestServer::start_tls(router, ca),
+                None => TestServer::start(router),
+            },
             script,
         }
     }
 
     /// The URL to give to `SLACK_WEBHOOK_URL`; its path plays the secret part of a real one.
     pub fn url(&self) -> String {
-        format!("http://{}/services/T000/B000/XXXX", self.server.address())
+        format!("{}/services/T000/B000/XXXX", self.server.base_url())
     }
 
     /// Bodies of the requests answered 2xx: the deliveries.

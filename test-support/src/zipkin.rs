@@ -17,6 +17,7 @@ use axum::routing::post;
 use serde_json::Value;
 
 use crate::server::TestServer;
+use crate::tls::TestCa;
 
 /// Spans received by the in-test Zipkin, and what was wrong with any of them.
 #[derive(Default)]
@@ -34,19 +35,31 @@ pub struct ZipkinReceiver {
 
 impl ZipkinReceiver {
     pub fn start() -> Self {
+        Self::serve(None)
+    }
+
+    /// The same over HTTPS, with a certificate of `ca`.
+    pub fn start_tls(ca: &TestCa) -> Self {
+        Self::serve(Some(ca))
+    }
+
+    fn serve(ca: Option<&TestCa>) -> Self {
         let received = Arc::new(Mutex::new(Received::default()));
         let router = Router::new()
             .route("/api/v2/spans", post(receive))
             .with_state(Arc::clone(&received));
         Self {
-            server: TestServer::start(router),
+            server: match ca {
+                Some(ca) => TestServer::start_tls(router, ca),
+                None => TestServer::start(router),
+            },
             received,
         }
     }
 
     /// The URL to give to `OTEL_EXPORTER_ZIPKIN_ENDPOINT`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}/api/v2/spans", self.server.address())
+        format!("{}/api/v2/spans", self.server.base_url())
     }
 
     pub fn spans(&self) -> Vec<Value> {

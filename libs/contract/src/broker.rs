@@ -3,12 +3,12 @@
 
 /// Topic exchange of user events.
 pub const USERS_EXCHANGE: &str = "users";
-/// Routing key (and `type`) of [`crate::events::UserCreated`].
+/// Routing key (and `type`) of `user.created` events.
 pub const USER_CREATED: &str = "user.created";
 
 /// Direct exchange of commands for the user service.
 pub const USER_COMMANDS_EXCHANGE: &str = "user-commands";
-/// Routing key (and `type`) of [`crate::commands::CreateUser`].
+/// Routing key (and `type`) of `create_user` commands.
 pub const CREATE_USER: &str = "create_user";
 
 /// The queue slack-queue consumes `user.created` from.

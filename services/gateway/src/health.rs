@@ -56,6 +56,7 @@ async fn ping(
             .map_err(|error| match NoAnswer::of(&error) {
                 NoAnswer::Timeout => format!("no answer within {} ms", timeout.as_millis()),
                 NoAnswer::Connect => "connection refused".to_owned(),
+                NoAnswer::Tls(reason) => format!("TLS handshake failed ({reason})"),
                 NoAnswer::Other => "request failed".to_owned(),
             })?;
     if !response.status().is_success() {

@@ -1,6 +1,8 @@
 //! Delivery to a Slack incoming webhook: a bounded number of calls per message, with backoff on
 //! 5xx, timeouts and refused connections, and on 429 the wait Slack asks for in `Retry-After`.
-//! Other 4xx answers mean the message will never be taken, and are not retried here.
+//! Other 4xx answers mean the message will never be taken, and are not retried here; nor is a
+//! TLS certificate that is not trusted (the call fails at once: see `SSL_CERT_FILE` in the
+//! configuration docs for a private CA).
 //!
 //! The webhook URL is a credential: the CLIENT span records only its origin, and no error or
 //! log line quotes it.
@@ -126,7 +128,12 @@ impl Webhook {
                     return Err(DeliveryError::Rejected(response.status()));
                 }
                 Err(error) => {
-                    last_error = DeliveryError::Failed(describe(&error));
+                    let failure = NoAnswer::of(&error);
+                    last_error = DeliveryError::Failed(describe(&failure));
+                    // A certificate refused now is refused on every try.
+                    if matches!(failure, NoAnswer::Tls(_)) {
+                        break;
+                    }
                     backoff
                 }
             };
@@ -155,10 +162,11 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 }
 
 /// A transport failure, in words that never include the URL.
-fn describe(error: &reqwest_middleware::Error) -> String {
-    match NoAnswer::of(error) {
+fn describe(failure: &NoAnswer) -> String {
+    match failure {
         NoAnswer::Timeout => "timed out".into(),
         NoAnswer::Connect => "connection failed".into(),
+        NoAnswer::Tls(reason) => format!("TLS handshake failed ({reason})"),
         NoAnswer::Other => "request failed".into(),
     }
 }

@@ -40,11 +40,25 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// `url`, with TLS only when it asks for it: `sslmode=require` or `verify-full` (with
+/// `sslrootcert=` for a private CA) in `DATABASE_URL`. Without one, sqlx would try TLS first
+/// and fall back ("prefer"), which hides a misconfigured server behind a protocol error.
+fn with_tls_only_when_asked(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
+}
+
 /// Creates the database if it is missing, connects and migrates.
 async fn prepare(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
-    if !Postgres::database_exists(&settings.url).await? {
+    let url = with_tls_only_when_asked(&settings.url);
+    if !Postgres::database_exists(&url).await? {
         // Another instance may create it at the same moment: "already exists" is success.
-        if let Err(error) = Postgres::create_database(&settings.url).await {
+        if let Err(error) = Postgres::create_database(&url).await {
             // 42P04: duplicate database; 23505: the same race caught by the catalog's index.
             let exists = matches!(&error, sqlx::Error::Database(db)
                 if matches!(db.code().as_deref(), Some("42P04" | "23505")));
@@ -60,7 +74,7 @@ async fn prepare(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
         // No ping before each use: a connection lost meanwhile fails its statement, which is
         // answered as unavailable (and retried, for writes), and the pool replaces it.
         .test_before_acquire(false)
-        .connect(&settings.url)
+        .connect(&url)
         .await?;
     migrator().run(&pool).await?;
     Ok(pool)
@@ -77,4 +91,25 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DatabaseErro
         |error| matches!(error, DatabaseError::Database(error) if is_unavailable(error)),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_used_when_the_url_asks_for_it() {
+        assert_eq!(
+            with_tls_only_when_asked("postgres://db/users"),
+            "postgres://db/users?sslmode=disable"
+        );
+        assert_eq!(
+            with_tls_only_when_asked("postgres://db/users?application_name=user"),
+            "postgres://db/users?application_name=user&sslmode=disable"
+        );
+        assert_eq!(
+            with_tls_only_when_asked("postgres://db/users?sslmode=verify-full"),
+            "postgres://db/users?sslmode=verify-full"
+        );
+    }
 }

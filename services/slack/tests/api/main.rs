@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod https;
 mod messages;
 mod openapi;
 mod queue;
