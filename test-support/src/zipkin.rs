@@ -145,10 +145,10 @@ fn is_epoch_micros(value: &Value) -> bool {
         .is_some_and(|micros| (1_000_000_000_000_000..10_000_000_000_000_000).contains(&micros))
 }
 
-fn endpoint_violations(span_name: &str, field: &str, endpoint: &Value) -> Vec<String> {
+fn endpoint_violations(field: &str, endpoint: &Value) -> Vec<String> {
     let mut violations = Vec::new();
     let Some(endpoint) = endpoint.as_object() else {
-        return vec![format!("{span_name}: {field} is not an object")];
+        return vec![format!("{field} is not an object")];
     };
     for (key, value) in endpoint {
         let ok = match key.as_str() {
@@ -167,9 +167,7 @@ fn endpoint_violations(span_name: &str, field: &str, endpoint: &Value) -> Vec<St
             _ => false,
         };
         if !ok {
-            violations.push(format!(
-                "{span_name}: {field}.{key} = {value} is not allowed"
-            ));
+            violations.push(format!("{field}.{key} = {value} is not allowed"));
         }
     }
     violations
@@ -183,133 +181,162 @@ pub fn span_violations(span: &Value) -> Vec<String> {
     let name = fields
         .get("name")
         .and_then(Value::as_str)
-        .unwrap_or("<unnamed>")
-        .to_owned();
+        .unwrap_or("<unnamed>");
     let mut violations = Vec::new();
-    let mut check = |ok: bool, what: String| {
-        if !ok {
-            violations.push(format!("{name}: {what}"));
-        }
-    };
+    violations.extend(id_violations(fields));
+    violations.extend(scalar_violations(fields));
+    violations.extend(endpoints_violations(fields));
+    violations.extend(annotation_violations(fields));
+    violations.extend(tag_violations(fields));
+    violations.extend(
+        fields
+            .keys()
+            .filter(|key| !KNOWN_FIELDS.contains(&key.as_str()))
+            .map(|key| format!("{key} is not a field of a Zipkin v2 span")),
+    );
+    violations
+        .into_iter()
+        .map(|violation| format!("{name}: {violation}"))
+        .collect()
+}
 
-    match fields.get("traceId").and_then(Value::as_str) {
-        Some(id) => check(
+const KNOWN_FIELDS: &[&str] = &[
+    "traceId",
+    "id",
+    "parentId",
+    "name",
+    "kind",
+    "timestamp",
+    "duration",
+    "debug",
+    "shared",
+    "localEndpoint",
+    "remoteEndpoint",
+    "annotations",
+    "tags",
+];
+
+type Fields = serde_json::Map<String, Value>;
+
+/// `what` when `ok` is false.
+fn unless(ok: bool, what: impl FnOnce() -> String) -> Option<String> {
+    (!ok).then(what)
+}
+
+fn is_span_id(id: &str) -> bool {
+    id.len() == 16 && is_lower_hex(id) && id.bytes().any(|b| b != b'0')
+}
+
+fn id_violations(fields: &Fields) -> Vec<String> {
+    let trace = match fields.get("traceId").and_then(Value::as_str) {
+        Some(id) => unless(
             (id.len() == 16 || id.len() == 32) && is_lower_hex(id) && id.bytes().any(|b| b != b'0'),
-            format!("traceId {id:?} is not 16 or 32 lower-case hex digits"),
+            || format!("traceId {id:?} is not 16 or 32 lower-case hex digits"),
         ),
-        None => check(false, "traceId is required".into()),
-    }
-    match fields.get("id").and_then(Value::as_str) {
-        Some(id) => check(
-            id.len() == 16 && is_lower_hex(id) && id.bytes().any(|b| b != b'0'),
-            format!("id {id:?} is not 16 lower-case hex digits"),
-        ),
-        None => check(false, "id is required".into()),
-    }
-    if let Some(parent) = fields.get("parentId") {
+        None => Some("traceId is required".into()),
+    };
+    let id = match fields.get("id").and_then(Value::as_str) {
+        Some(id) => unless(is_span_id(id), || {
+            format!("id {id:?} is not 16 lower-case hex digits")
+        }),
+        None => Some("id is required".into()),
+    };
+    let parent = fields.get("parentId").and_then(|parent| {
         let parent = parent.as_str().unwrap_or_default();
-        check(
-            parent.len() == 16 && is_lower_hex(parent) && parent.bytes().any(|b| b != b'0'),
-            format!("parentId {parent:?} is not 16 lower-case hex digits (absent on a root)"),
-        );
-    }
-    if let Some(span_name) = fields.get("name") {
-        check(
-            span_name.as_str().is_some_and(|n| n == n.to_lowercase()),
-            format!("name {span_name} is not a lower-case string"),
-        );
+        unless(is_span_id(parent), || {
+            format!("parentId {parent:?} is not 16 lower-case hex digits (absent on a root)")
+        })
+    });
+    [trace, id, parent].into_iter().flatten().collect()
+}
+
+/// The name, kind, timestamp, duration and flags.
+fn scalar_violations(fields: &Fields) -> Vec<String> {
+    let mut violations = Vec::new();
+    if let Some(name) = fields.get("name") {
+        violations.extend(unless(
+            name.as_str().is_some_and(|n| n == n.to_lowercase()),
+            || format!("name {name} is not a lower-case string"),
+        ));
     }
     if let Some(kind) = fields.get("kind") {
-        check(
+        violations.extend(unless(
             ["CLIENT", "SERVER", "PRODUCER", "CONSUMER"]
                 .iter()
                 .any(|k| kind == k),
-            format!("kind {kind} is not CLIENT, SERVER, PRODUCER or CONSUMER"),
-        );
+            || format!("kind {kind} is not CLIENT, SERVER, PRODUCER or CONSUMER"),
+        ));
     }
     if let Some(timestamp) = fields.get("timestamp") {
-        check(
-            is_epoch_micros(timestamp),
-            format!("timestamp {timestamp} is not epoch microseconds"),
-        );
+        violations.extend(unless(is_epoch_micros(timestamp), || {
+            format!("timestamp {timestamp} is not epoch microseconds")
+        }));
     }
     if let Some(duration) = fields.get("duration") {
-        check(
+        violations.extend(unless(
             duration.as_u64().is_some_and(|micros| micros >= 1),
-            format!("duration {duration} is not a whole number of microseconds >= 1"),
-        );
+            || format!("duration {duration} is not a whole number of microseconds >= 1"),
+        ));
     }
     for flag in ["debug", "shared"] {
         if let Some(value) = fields.get(flag) {
-            check(
-                value.is_boolean(),
-                format!("{flag} {value} is not a boolean"),
-            );
+            violations.extend(unless(value.is_boolean(), || {
+                format!("{flag} {value} is not a boolean")
+            }));
         }
-    }
-    match fields.get("localEndpoint") {
-        Some(endpoint) => {
-            violations.extend(endpoint_violations(&name, "localEndpoint", endpoint));
-            if endpoint.get("serviceName").is_none() {
-                violations.push(format!("{name}: localEndpoint.serviceName is missing"));
-            }
-        }
-        None => violations.push(format!("{name}: localEndpoint is missing")),
-    }
-    if let Some(endpoint) = fields.get("remoteEndpoint") {
-        violations.extend(endpoint_violations(&name, "remoteEndpoint", endpoint));
-    }
-    if let Some(annotations) = fields.get("annotations") {
-        match annotations.as_array() {
-            Some(annotations) => {
-                let mut seen = HashSet::new();
-                for annotation in annotations {
-                    let ok = is_epoch_micros(&annotation["timestamp"])
-                        && annotation["value"].is_string();
-                    if !ok {
-                        violations.push(format!(
-                            "{name}: annotation {annotation} needs epoch-microsecond timestamp and string value"
-                        ));
-                    }
-                    if !seen.insert(annotation.to_string()) {
-                        violations.push(format!("{name}: annotation {annotation} is repeated"));
-                    }
-                }
-            }
-            None => violations.push(format!("{name}: annotations is not an array")),
-        }
-    }
-    if let Some(tags) = fields.get("tags") {
-        match tags.as_object() {
-            Some(tags) => {
-                for (key, value) in tags {
-                    if !value.is_string() {
-                        violations.push(format!("{name}: tag {key} = {value} is not a string"));
-                    }
-                }
-            }
-            None => violations.push(format!("{name}: tags is not an object")),
-        }
-    }
-    const KNOWN: &[&str] = &[
-        "traceId",
-        "id",
-        "parentId",
-        "name",
-        "kind",
-        "timestamp",
-        "duration",
-        "debug",
-        "shared",
-        "localEndpoint",
-        "remoteEndpoint",
-        "annotations",
-        "tags",
-    ];
-    for key in fields.keys().filter(|key| !KNOWN.contains(&key.as_str())) {
-        violations.push(format!("{name}: {key} is not a field of a Zipkin v2 span"));
     }
     violations
+}
+
+fn endpoints_violations(fields: &Fields) -> Vec<String> {
+    let mut violations = Vec::new();
+    match fields.get("localEndpoint") {
+        Some(endpoint) => {
+            violations.extend(endpoint_violations("localEndpoint", endpoint));
+            if endpoint.get("serviceName").is_none() {
+                violations.push("localEndpoint.serviceName is missing".into());
+            }
+        }
+        None => violations.push("localEndpoint is missing".into()),
+    }
+    if let Some(endpoint) = fields.get("remoteEndpoint") {
+        violations.extend(endpoint_violations("remoteEndpoint", endpoint));
+    }
+    violations
+}
+
+fn annotation_violations(fields: &Fields) -> Vec<String> {
+    let Some(annotations) = fields.get("annotations") else {
+        return Vec::new();
+    };
+    let Some(annotations) = annotations.as_array() else {
+        return vec!["annotations is not an array".into()];
+    };
+    let mut violations = Vec::new();
+    let mut seen = HashSet::new();
+    for annotation in annotations {
+        if !(is_epoch_micros(&annotation["timestamp"]) && annotation["value"].is_string()) {
+            violations.push(format!(
+                "annotation {annotation} needs epoch-microsecond timestamp and string value"
+            ));
+        }
+        if !seen.insert(annotation.to_string()) {
+            violations.push(format!("annotation {annotation} is repeated"));
+        }
+    }
+    violations
+}
+
+fn tag_violations(fields: &Fields) -> Vec<String> {
+    match fields.get("tags").map(Value::as_object) {
+        None => Vec::new(),
+        Some(None) => vec!["tags is not an object".into()],
+        Some(Some(tags)) => tags
+            .iter()
+            .filter(|(_, value)| !value.is_string())
+            .map(|(key, value)| format!("tag {key} = {value} is not a string"))
+            .collect(),
+    }
 }
 
 #[cfg(test)]

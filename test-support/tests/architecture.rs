@@ -180,7 +180,7 @@ fn the_contract_knows_no_framework_and_its_names_are_written_nowhere_else() {
         for (path, text) in sources(&member.folder) {
             // Tests may spell a message out; OpenAPI attributes take literals only.
             let text = without_unit_tests(&text);
-            let text = without_openapi_paths(&text);
+            let text = without_openapi_paths(text);
             for name in &names {
                 if text.contains(&format!("\"{name}\"")) {
                     again.push(format!("{} writes {name:?}", path.display()));

@@ -108,6 +108,61 @@ fn main() -> ExitCode {
 
 /// Runs the load and its checks; `Ok(false)` when a request failed or a message is missing.
 async fn run(options: Options) -> Result<bool, String> {
+    let (slack, collector) = serve_stand_ins(&options).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let ping = format!("{}/ping", options.url);
+    client.get(&ping).send().await.map_err(|error| {
+        format!("the gateway does not answer at {ping} ({error}); start the stack first")
+    })?;
+    println!(
+        "load \"{}\": POST {}/user, {} connections, {} s after {} s of warm-up",
+        options.label, options.url, options.connections, options.seconds, options.warmup
+    );
+    let (tally, created) = drive(&options, &client).await?;
+    eprintln!();
+    let summary = tally.summary(Duration::from_secs(options.seconds));
+    print!("{summary}");
+    let mut ok = summary.statuses.keys().all(|status| status == "201");
+
+    let mut delivery = serde_json::Value::Null;
+    if options.slack_listen.is_some() {
+        let (arrived, duplicated, waited) = wait_for_slack(
+            &slack,
+            &created,
+            Duration::from_secs(options.delivery_timeout),
+        )
+        .await;
+        println!(
+            "  slack        {arrived}/{} users announced ({duplicated} more than once), {:.1} s after the load",
+            created.len(),
+            waited.as_secs_f64()
+        );
+        ok &= arrived == created.len() && duplicated == 0;
+        delivery = json!({"created": created.len(), "arrived": arrived, "duplicated": duplicated, "seconds_after_load": waited.as_secs_f64()});
+    }
+    let spans = options.collector_listen.map(|_| collector.spans());
+    if let Some(spans) = spans {
+        println!("  spans        {spans} received by the collector stand-in");
+    }
+    if let Some(path) = &options.json {
+        let line = json!({
+            "label": options.label,
+            "connections": options.connections,
+            "summary": summary,
+            "slack": delivery,
+            "spans": spans,
+        });
+        std::fs::write(path, format!("{line}\n")).map_err(|error| format!("{path}: {error}"))?;
+    }
+    Ok(ok)
+}
+
+/// Starts the Slack and collector stand-ins the options ask for.
+async fn serve_stand_ins(options: &Options) -> Result<(SlackSink, CollectorSink), String> {
     let slack = SlackSink::default();
     if let Some(address) = options.slack_listen {
         let sink = slack.clone();
@@ -120,26 +175,20 @@ async fn run(options: Options) -> Result<bool, String> {
         let listening = tokio::spawn(async move { sink.serve(address).await });
         fail_if_finished(listening, "the collector stand-in", address).await?;
     }
+    Ok((slack, collector))
+}
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.connections)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|error| error.to_string())?;
-    let ping = format!("{}/ping", options.url);
-    client.get(&ping).send().await.map_err(|error| {
-        format!("the gateway does not answer at {ping} ({error}); start the stack first")
-    })?;
-
+/// The load itself: `connections` workers posting users until the deadline; the measured
+/// answers, and the emails of every user created (warm-up included).
+async fn drive(
+    options: &Options,
+    client: &reqwest::Client,
+) -> Result<(Tally, Vec<String>), String> {
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis())
         .unwrap_or_default();
     let target = format!("{}/user", options.url);
-    println!(
-        "load \"{}\": POST {target}, {} connections, {} s after {} s of warm-up",
-        options.label, options.connections, options.seconds, options.warmup
-    );
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
     let measured_from = started + Duration::from_secs(options.warmup);
@@ -183,7 +232,6 @@ async fn run(options: Options) -> Result<bool, String> {
         started,
         measured_from,
     ));
-
     let mut tally = Tally::default();
     let mut created = Vec::new();
     for worker in workers {
@@ -192,42 +240,7 @@ async fn run(options: Options) -> Result<bool, String> {
         created.extend(worker_created);
     }
     reporter.abort();
-    eprintln!();
-    let summary = tally.summary(Duration::from_secs(options.seconds));
-    print!("{summary}");
-    let mut ok = summary.statuses.keys().all(|status| status == "201");
-
-    let mut delivery = serde_json::Value::Null;
-    if options.slack_listen.is_some() {
-        let (arrived, duplicated, waited) = wait_for_slack(
-            &slack,
-            &created,
-            Duration::from_secs(options.delivery_timeout),
-        )
-        .await;
-        println!(
-            "  slack        {arrived}/{} users announced ({duplicated} more than once), {:.1} s after the load",
-            created.len(),
-            waited.as_secs_f64()
-        );
-        ok &= arrived == created.len() && duplicated == 0;
-        delivery = json!({"created": created.len(), "arrived": arrived, "duplicated": duplicated, "seconds_after_load": waited.as_secs_f64()});
-    }
-    let spans = options.collector_listen.map(|_| collector.spans());
-    if let Some(spans) = spans {
-        println!("  spans        {spans} received by the collector stand-in");
-    }
-    if let Some(path) = &options.json {
-        let line = json!({
-            "label": options.label,
-            "connections": options.connections,
-            "summary": summary,
-            "slack": delivery,
-            "spans": spans,
-        });
-        std::fs::write(path, format!("{line}\n")).map_err(|error| format!("{path}: {error}"))?;
-    }
-    Ok(ok)
+    Ok((tally, created))
 }
 
 /// A listener that ended within a moment could not bind.
