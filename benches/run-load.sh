@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's load figures, measured side by side on this machine:
+# The load figures of docs/performance.md, measured side by side on this machine:
 #   1. the stack (five release processes) under `load`: POST /user through the gateway at a fixed
 #      number of connections, with full telemetry (100 % sampling, spans exported to the load
 #      driver's Zipkin stand-in), then again with tracing off, RUNS times in turn (runs move
@@ -13,7 +13,7 @@
 #   RUNS=3 benches/run-load.sh               # on, off, on, off, on, off
 #   CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
 #
-# Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the README's
+# Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the project's
 # set-up, and pgbench (Debian: postgresql-contrib, or the postgresql package itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
