@@ -3,7 +3,9 @@
 //! other tests share.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -13,11 +15,15 @@ use tokio::sync::watch;
 /// server, end the connection before its answer.
 type Tripwire = Arc<Mutex<Option<Vec<u8>>>>;
 
+/// Milliseconds each chunk from the server waits before it is passed on (a slow network).
+type Latency = Arc<AtomicU64>;
+
 pub struct TcpProxy {
     address: SocketAddr,
     /// `true` while connections are let through.
     open: watch::Sender<bool>,
     tripwire: Tripwire,
+    latency: Latency,
     /// Its own runtime, so the proxy works in synchronous and asynchronous tests alike.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -40,6 +46,8 @@ impl TcpProxy {
         let gate = open.clone();
         let tripwire = Tripwire::default();
         let armed = Arc::clone(&tripwire);
+        let latency = Latency::default();
+        let delay = Arc::clone(&latency);
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("a listener");
             while let Ok((client, _)) = listener.accept().await {
@@ -49,6 +57,7 @@ impl TcpProxy {
                 }
                 let target = target.clone();
                 let armed = Arc::clone(&armed);
+                let delay = Arc::clone(&delay);
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&target).await else {
                         return;
@@ -57,14 +66,14 @@ impl TcpProxy {
                     let (mut server_read, mut server_write) = server.into_split();
                     let tripped = tokio::select! {
                         tripped = forward(&mut client_read, &mut server_write, &armed) => tripped,
-                        _ = tokio::io::copy(&mut server_read, &mut client_write) => false,
+                        () = back(&mut server_read, &mut client_write, &delay) => false,
                         _ = state.wait_for(|open| !*open) => false,
                     };
                     if tripped {
                         // The client loses the connection now; the server keeps it a moment
                         // longer, so it surely acts on what it was sent.
                         drop((client_read, client_write));
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 });
             }
@@ -73,6 +82,7 @@ impl TcpProxy {
             address,
             open,
             tripwire,
+            latency,
             runtime: Some(runtime),
         }
     }
@@ -89,6 +99,12 @@ impl TcpProxy {
         self.address
     }
 
+    /// Holds every answer from the server for `latency` before passing it on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Drops every open connection and refuses new ones until [`TcpProxy::restore`].
     pub fn cut(&self) {
         self.open.send_replace(false);
@@ -96,6 +112,29 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.open.send_replace(true);
+    }
+}
+
+/// Copies server bytes to the client, each chunk after the proxy's latency, until either side
+/// closes.
+async fn back(
+    server: &mut tokio::net::tcp::OwnedReadHalf,
+    client: &mut tokio::net::tcp::OwnedWriteHalf,
+    latency: &Latency,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = match server.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        let delay = latency.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if client.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
     }
 }
 
