@@ -18,8 +18,8 @@
 //! own `service.name` and serve their own `/metrics`.
 //!
 //! The rest of the crate is what services use while they run: [`http_server::instrument`] for an
-//! axum router, [`http_client::client`] for reqwest, [`db::DbOperation`] for database calls and
-//! [`amqp`] for RabbitMQ messages.
+//! axum router, [`http_client::client`] for reqwest, [`db::DbOperation`] for database calls,
+//! [`amqp`] for RabbitMQ messages and [`rpc`] for calls over RabbitMQ.
 
 pub mod amqp;
 pub mod config;
@@ -30,6 +30,7 @@ pub mod http_server;
 mod logs;
 mod metrics;
 pub mod propagation;
+pub mod rpc;
 mod zipkin;
 
 use std::future::Future;

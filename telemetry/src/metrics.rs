@@ -146,6 +146,24 @@ fn describe_conventional_metrics() {
         "1 while the consumer of a queue is connected and consuming, 0 otherwise."
     );
     describe_histogram!(
+        crate::rpc::CLIENT_DURATION,
+        Unit::Seconds,
+        "Duration of RPC calls made, by method and outcome (ok, error, timeout, unavailable)."
+    );
+    describe_histogram!(
+        crate::rpc::SERVER_DURATION,
+        Unit::Seconds,
+        "Duration of RPC calls answered, by method and outcome (ok, error)."
+    );
+    describe_counter!(
+        crate::rpc::LATE_REPLIES,
+        "RPC replies that came after their caller gave up, discarded."
+    );
+    describe_counter!(
+        crate::rpc::DROPPED_REQUESTS,
+        "RPC requests that could not be answered (no reply_to or correlation_id), by reason."
+    );
+    describe_histogram!(
         crate::amqp::PROCESS_DURATION,
         Unit::Seconds,
         "Time to process one consumed message, by queue, routing key and outcome."

@@ -57,6 +57,26 @@ impl TestVhost {
         Self { name }
     }
 
+    /// Asks the management API for `path`, where `{vhost}` stands for this vhost
+    /// (`queues/{vhost}`, `vhosts/{vhost}/channels`).
+    pub async fn management(&self, path: &str) -> serde_json::Value {
+        let url = format!(
+            "{}/api/{}",
+            management_api(),
+            path.replace("{vhost}", &self.name)
+        );
+        reqwest::Client::new()
+            .get(&url)
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|error| panic!("the management API at {url}: {error}"))
+            .json()
+            .await
+            .expect("the management API answers JSON")
+    }
+
     /// The URL of this vhost on the test broker.
     pub fn amqp_url(&self) -> String {
         self.amqp_url_via(&broker_address())

@@ -108,6 +108,19 @@ impl ZipkinReceiver {
     }
 }
 
+/// The span of `spans` that passes `test`, or a panic naming `what`.
+pub fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'a Value {
+    spans
+        .iter()
+        .find(|span| test(span))
+        .unwrap_or_else(|| panic!("no {what} in {spans:#?}"))
+}
+
+/// The service that recorded `span`.
+pub fn service(span: &Value) -> &str {
+    span["localEndpoint"]["serviceName"].as_str().unwrap_or("")
+}
+
 async fn receive(State(received): State<Arc<Mutex<Received>>>, body: Bytes) -> StatusCode {
     let delay = received.lock().unwrap().delay;
     tokio::time::sleep(delay).await;

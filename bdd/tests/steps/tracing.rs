@@ -6,12 +6,9 @@ use cucumber::gherkin::Step;
 use cucumber::then;
 use serde_json::Value;
 
-use crate::world::{StackWorld, soon};
+use test_support::zipkin::service;
 
-/// The service that recorded `span`.
-fn service(span: &Value) -> &str {
-    span["localEndpoint"]["serviceName"].as_str().unwrap_or("")
-}
+use crate::world::{StackWorld, soon};
 
 #[then("the answer carries its trace id")]
 fn the_answer_carries_its_trace_id(world: &mut StackWorld) {

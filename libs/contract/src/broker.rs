@@ -16,6 +16,12 @@ pub const SLACK_QUEUE: &str = "slack-queue.user-created";
 /// The queue user-queue consumes `create_user` commands from.
 pub const USER_QUEUE: &str = "user-queue.commands";
 
+/// The durable queue, on the default exchange, where the user service takes JSON-RPC calls
+/// (`contract::rpc`).
+pub const USER_RPC_QUEUE: &str = "user.rpc";
+/// RabbitMQ's direct reply-to: a caller consuming from it needs no reply queue of its own.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
 /// The attempt number of a delivery (1 for the first), carried across retries.
 pub const ATTEMPT_HEADER: &str = "x-attempt";
 /// Why a message was dead-lettered or last retried.

@@ -5,6 +5,7 @@
 //!   and event carries it;
 //! - [`messages`]: a message of a channel, as the slack service keeps it;
 //! - [`events`] and [`commands`]: the messages on the broker;
+//! - [`rpc`]: the JSON-RPC calls the user service answers over the broker;
 //! - [`broker`]: the names of exchanges, routing keys, queues and message headers;
 //! - [`headers`]: the HTTP headers the processes give each other meaning by;
 //! - [`tokens`]: the bearer tokens the gateway accepts.
@@ -18,6 +19,7 @@ pub mod events;
 pub mod fields;
 pub mod headers;
 pub mod messages;
+pub mod rpc;
 pub mod tokens;
 pub mod users;
 

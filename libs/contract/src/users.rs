@@ -84,6 +84,11 @@ impl EmailAddress {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The address as uniqueness compares it: in lower case.
+    pub fn normalized(&self) -> String {
+        self.0.to_lowercase()
+    }
 }
 
 /// A user to be created.

@@ -6,32 +6,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use contract::broker::{ATTEMPT_HEADER, REASON_HEADER};
-use futures_util::StreamExt;
-use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, LongString, ShortString};
 use settings::{Lookup, SettingsError};
 use telemetry::amqp::{self, Outcome};
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::connection::connect_with_backoff;
 use crate::publisher::{Outgoing, Publisher};
+use crate::subscription::{ACK_TIMEOUT, ConsumerStatus, Process, Subscription};
 use crate::topology::ConsumerQueue;
-
-/// The longest wait for the messages in hand to settle when the consumer stops or loses its
-/// connection.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The longest wait for the broker to take an acknowledgement.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What should become of a handled message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,27 +76,6 @@ impl ConsumerSettings {
     }
 }
 
-/// Whether the consumer is connected and consuming, for the readiness probe.
-#[derive(Debug, Clone, Default)]
-pub struct ConsumerStatus(Arc<AtomicBool>);
-
-impl ConsumerStatus {
-    pub fn is_consuming(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, consuming: bool) {
-        self.0.store(consuming, Ordering::Relaxed);
-    }
-}
-
-/// What a readiness probe asks of a consumer.
-impl From<ConsumerStatus> for service_kit::probes::Consuming {
-    fn from(status: ConsumerStatus) -> Self {
-        std::sync::Arc::new(move || status.is_consuming())
-    }
-}
-
 /// Consumes `settings.queue` until `shutdown` completes, reconnecting (with backoff) whenever
 /// the broker goes away. On shutdown it stops taking deliveries, finishes and acknowledges
 /// those in hand, and returns; deliveries not yet taken stay in the queue.
@@ -119,96 +85,27 @@ pub async fn run<H: Handler>(
     status: ConsumerStatus,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let connection = tokio::select! {
-            connection = connect_with_backoff(&settings.amqp_url) => connection,
-            () = &mut shutdown => return,
-        };
-        let ended = consume(&connection, &settings, &handler, &status, &mut shutdown).await;
-        status.set(false);
-        amqp::record_consuming(settings.queue.name, false);
-        match ended {
-            Ok(()) => {
-                let _ = connection.close(200, "shutting down".into()).await;
-                tracing::info!(queue = settings.queue.name, "consumer stopped");
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(queue = settings.queue.name, %error, "consumer lost the broker; reconnecting");
-            }
-        }
-    }
+    let queue = settings.queue;
+    let subscription = Subscription {
+        amqp_url: settings.amqp_url.clone(),
+        queue: queue.name,
+        prefetch: settings.prefetch,
+        declare: Arc::new(move |channel| Box::pin(async move { queue.declare(&channel).await })),
+    };
+    let settling = Arc::new(Settling { settings, handler });
+    crate::subscription::run(subscription, settling, status, shutdown).await;
 }
 
-/// Consumes on one connection; `Ok` after a shutdown, `Err` when the connection failed.
-async fn consume<H: Handler>(
-    connection: &Connection,
-    settings: &ConsumerSettings,
-    handler: &Arc<H>,
-    status: &ConsumerStatus,
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> lapin::Result<()> {
-    let channel = connection.create_channel().await?;
-    settings.queue.declare(&channel).await?;
-    channel
-        .basic_qos(settings.prefetch, BasicQosOptions::default())
-        .await?;
-    // Retries and dead letters are published on a channel of their own, in confirm mode.
-    let publisher = Publisher::open(connection).await?;
-    let mut deliveries = channel
-        .basic_consume(
-            settings.queue.name.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let consumer_tag = deliveries.tag();
-    status.set(true);
-    amqp::record_consuming(settings.queue.name, true);
-    tracing::info!(queue = settings.queue.name, "consuming");
+/// Settles each delivery of a consumer queue with its handler.
+struct Settling<H> {
+    settings: ConsumerSettings,
+    handler: Arc<H>,
+}
 
-    let mut in_hand = JoinSet::new();
-    let outcome = loop {
-        tokio::select! {
-            () = &mut *shutdown => {
-                let _ = channel.basic_cancel(consumer_tag.clone(), BasicCancelOptions::default()).await;
-                break Ok(());
-            }
-            delivery = deliveries.next() => match delivery {
-                Some(Ok(delivery)) => {
-                    let (settings, handler, publisher) = (settings.clone(), Arc::clone(handler), publisher.clone());
-                    in_hand.spawn(async move { settle(delivery, &settings, &*handler, &publisher).await });
-                }
-                Some(Err(error)) => break Err(error),
-                None => break Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
-                    lapin::ChannelState::Closed,
-                    "the consumer was cancelled",
-                ))),
-            },
-            Some(_) = in_hand.join_next(), if !in_hand.is_empty() => {}
-        }
-    };
-    // Finish what is in hand: on shutdown these are acknowledged; on a lost connection their
-    // acks fail and the broker redelivers them. A dead connection may leave an ack or a confirm
-    // unanswered, so the wait is bounded; whatever is still unsettled then is redelivered.
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while in_hand.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            queue = settings.queue.name,
-            "messages in hand did not settle; the broker redelivers them"
-        );
-        in_hand.abort_all();
+impl<H: Handler> Process for Settling<H> {
+    async fn process(&self, delivery: Delivery, publisher: Publisher) {
+        settle(delivery, &self.settings, &*self.handler, &publisher).await;
     }
-    if outcome.is_ok() {
-        let _ = channel.close(200, "shutting down".into()).await;
-        let _ = publisher.channel().close(200, "shutting down".into()).await;
-    }
-    outcome
 }
 
 fn attempt_of(delivery: &Delivery) -> u32 {

@@ -7,11 +7,14 @@ pub mod connection;
 pub mod consumer;
 pub mod dead_letters;
 pub mod publisher;
+pub mod rpc;
+mod subscription;
 pub mod topology;
 
 pub use connection::{connect, connect_with_backoff};
-pub use consumer::{ConsumerSettings, ConsumerStatus, Disposition, Handler, Message};
+pub use consumer::{ConsumerSettings, Disposition, Handler, Message};
 pub use publisher::{Outgoing, PublishError, Publisher, SharedPublishError, SharedPublisher};
+pub use subscription::ConsumerStatus;
 
 /// The broker of the local stack.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -160,6 +160,39 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Publishes an RPC reply to `reply_to` on the default exchange, confirmed: transient and
+    /// not mandatory (a caller that has gone simply never gets it), with no span of its own
+    /// (the SERVER span of the call covers it).
+    pub async fn reply(
+        &self,
+        reply_to: &str,
+        correlation_id: &str,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        let properties = BasicProperties::default()
+            .with_correlation_id(correlation_id.into())
+            .with_content_type("application/json".into());
+        let publishing = self
+            .channel
+            .basic_publish(
+                "".into(),
+                reply_to.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await?;
+        match tokio::time::timeout(CONFIRM_TIMEOUT, publishing)
+            .await
+            .map_err(|_| PublishError::Unconfirmed(CONFIRM_TIMEOUT))??
+        {
+            Confirmation::Ack(_) => Ok(()),
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::Nacked),
+        }
+    }
+}
+
 /// What a [`SharedPublisher`] runs on a fresh channel before publishing: declaring where it
 /// publishes, so messages wait even before their consumer first starts.
 pub type Setup = Arc<dyn Fn(Channel) -> BoxFuture<'static, lapin::Result<()>> + Send + Sync>;

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{get, post};
 use messaging::SharedPublisher;
+use messaging::rpc::RpcClient;
 use messaging::topology::USER_QUEUE;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -66,6 +67,11 @@ fn state(settings: &Settings) -> AppState {
             settings.amqp_url.clone(),
             Arc::new(|channel| Box::pin(async move { USER_QUEUE.declare(&channel).await })),
         )),
+        rpc: Arc::new(RpcClient::new(
+            settings.amqp_url.clone(),
+            contract::broker::USER_RPC_QUEUE,
+            settings.rpc_timeout,
+        )),
     }
 }
 
@@ -82,6 +88,7 @@ pub fn app(settings: &Settings, metrics: &Metrics) -> (Router, RateLimit) {
         )
         .route("/user/{id}", get(routes::get_user))
         .route("/users", get(routes::list_users))
+        .route("/users/availability", get(routes::email_availability))
         .route("/messages", get(routes::list_messages))
         .route("/health", get(health::health))
         .merge(service_kit::probes::ping())

@@ -59,8 +59,10 @@ pub struct Settings {
     pub rate_burst: u32,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins, or `*`.
     pub cors_origins: Vec<String>,
-    /// `AMQP_URL`: where asynchronous commands are published.
+    /// `AMQP_URL`: where asynchronous commands are published and RPC calls made.
     pub amqp_url: String,
+    /// `RPC_TIMEOUT_MS`: how long a call to the user service over RabbitMQ may take.
+    pub rpc_timeout: Duration,
 }
 
 fn upstream(
@@ -134,6 +136,7 @@ impl Settings {
                 .max(1),
             cors_origins,
             amqp_url: messaging::amqp_url(lookup),
+            rpc_timeout: lookup.millis("RPC_TIMEOUT_MS", 2000)?,
         })
     }
 }

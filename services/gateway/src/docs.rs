@@ -38,6 +38,7 @@ impl Modify for BearerToken {
         routes::create_user,
         routes::get_user,
         routes::list_users,
+        routes::email_availability,
         routes::list_messages,
         health::health
     ),
@@ -45,6 +46,7 @@ impl Modify for BearerToken {
         contract::users::User,
         contract::users::NewUserFields,
         routes::Accepted,
+        contract::rpc::EmailAvailability,
         contract::messages::Message,
         health::ServiceHealth
     )),

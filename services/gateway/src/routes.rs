@@ -2,15 +2,18 @@
 //! `POST /user` becomes a `create_user` command for user-queue.
 
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contract::commands::CreateUser;
 use contract::messages::Message;
-use contract::users::{NewUser, NewUserFields, User};
+use contract::rpc::{EmailAvailability, EmailAvailableParams, codes, methods};
+use contract::users::{EmailAddress, NewUser, NewUserFields, User};
+use messaging::rpc::CallError;
 use messaging::{Outgoing, SharedPublishError};
-use serde::Serialize;
-use service_kit::{JsonObject, Problem};
+use serde::{Deserialize, Serialize};
+use service_kit::{FieldError, JsonObject, Problem};
 use uuid::Uuid;
 
 use crate::auth::Subject;
@@ -79,6 +82,70 @@ pub async fn list_messages(State(state): State<AppState>, request: Request) -> R
     state.proxy.forward(&state.slack, request).await
 }
 
+#[derive(Debug, Deserialize)]
+pub struct AvailabilityParams {
+    email: Option<String>,
+}
+
+/// The problem for a call to the user service over RabbitMQ that got no result.
+fn rpc_problem(error: CallError) -> Problem {
+    let problem = match &error {
+        CallError::Timeout(timeout) => Problem::gateway_timeout(format!(
+            "the user service did not answer within {} ms",
+            timeout.as_millis()
+        )),
+        CallError::Remote(remote) if remote.code == codes::UNAVAILABLE => {
+            Problem::unavailable("the user database is unavailable; try again shortly")
+        }
+        CallError::Unavailable(_) | CallError::ConnectionLost => {
+            Problem::unavailable("no user service takes calls right now; try again shortly")
+        }
+        CallError::Remote(_) | CallError::Malformed(_) => {
+            Problem::bad_gateway("the user service could not answer the call")
+        }
+    };
+    problem.caused_by(error)
+}
+
+/// `GET /users/availability?email=...`: whether an email is free, asked of the user service
+/// over RabbitMQ (JSON-RPC `users.email_available`), by the rules of `POST /user`.
+#[utoipa::path(
+    get,
+    path = "/users/availability",
+    tag = "users",
+    params(("email" = String, Query, description = "The email to check, as a user would enter it")),
+    responses(
+        (status = 200, description = "Whether a user may take this email (compared whatever its case)", body = EmailAvailability),
+        (status = 400, description = "No email, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The user service could not answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No user service takes calls, or its database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The user service did not answer within RPC_TIMEOUT_MS", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn email_availability(
+    State(state): State<AppState>,
+    params: Result<Query<AvailabilityParams>, QueryRejection>,
+) -> Result<Json<EmailAvailability>, Problem> {
+    let Query(params) = params.map_err(|rejection| Problem::malformed(rejection.body_text()))?;
+    let email = match params.email.as_deref() {
+        None => Err(FieldError::new("email", "is required")),
+        Some(raw) => EmailAddress::parse(raw).map_err(|detail| FieldError::new("email", detail)),
+    }
+    .map_err(|error| Problem::validation(vec![error]))?;
+    let availability = state
+        .rpc
+        .call(
+            methods::EMAIL_AVAILABLE,
+            &EmailAvailableParams {
+                email: email.as_str().to_owned(),
+            },
+        )
+        .await
+        .map_err(rpc_problem)?;
+    Ok(Json(availability))
+}
+
 /// The answer to an asynchronous creation.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
@@ -120,7 +187,7 @@ fn prefers_async(request: &Request) -> bool {
         (status = 400, description = "The body is not JSON, not an object, or has invalid fields; or the `Idempotency-Key` is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json",
             headers(("www-authenticate" = String, description = "The bearer challenge"))),
-        (status = 409, description = "A user with this email exists already", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A user with this email exists already (with `respond-async` too, checked over RPC before the command is sent, unless an `Idempotency-Key` is given)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was sent before with another name or email", body = Problem, content_type = "application/problem+json"),
@@ -164,6 +231,29 @@ async fn create_user_later(
     let command_id = service_kit::headers::creation_event_id(request.headers(), &subject)?;
     let body = JsonObject::from_request(request, &()).await?;
     let user = NewUser::from_json(&body.0).map_err(Problem::invalid_fields)?;
+    // A taken email is a 409 now rather than a dead-lettered command later. With a key the
+    // email may be taken by this very request sent before, which user-queue recognises; and a
+    // check that cannot answer does not stop the creation (the command's consumer decides).
+    if command_id.is_none() {
+        let asked = state
+            .rpc
+            .call::<_, EmailAvailability>(
+                methods::EMAIL_AVAILABLE,
+                &EmailAvailableParams {
+                    email: user.email.as_str().to_owned(),
+                },
+            )
+            .await;
+        match asked {
+            Ok(EmailAvailability {
+                available: false, ..
+            }) => return Err(Problem::conflict("a user with this email exists already")),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::info!(%error, "the email could not be checked; the command goes unchecked");
+            }
+        }
+    }
     let mut command = CreateUser::new(user.name.as_str(), user.email.as_str());
     if let Some(id) = command_id {
         command.id = id;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use messaging::SharedPublisher;
+use messaging::rpc::RpcClient;
 
 use crate::configuration::Upstream;
 use crate::proxy::Proxy;
@@ -18,4 +19,6 @@ pub struct AppState {
     pub health_timeout: Duration,
     /// Publishes the `create_user` commands of asynchronous creations.
     pub commands: Arc<SharedPublisher>,
+    /// Calls the user service's procedures over RabbitMQ.
+    pub rpc: Arc<RpcClient>,
 }

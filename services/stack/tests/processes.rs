@@ -11,7 +11,8 @@ use test_support::ServiceProcess;
 mod common;
 use common::Environment;
 mod traces;
-use traces::{assert_announcement_trace, complete, find, service};
+use test_support::zipkin::{find, service};
+use traces::{assert_announcement_trace, complete};
 
 /// A binary of the workspace, built next to this test by `cargo nextest run --workspace`.
 fn binary(name: &str) -> String {

@@ -1,12 +1,13 @@
 //! The user service: users in Postgres behind a small JSON API (`POST /user`, `GET /user/{id}`,
-//! `GET /users`), publishing `user.created` events through a transactional outbox, and its
-//! command consumer, user-queue. Traced and measured through the `telemetry` crate.
+//! `GET /users`), publishing `user.created` events through a transactional outbox and answering
+//! JSON-RPC calls over RabbitMQ, and its command consumer, user-queue. Traced and measured through the `telemetry` crate.
 
 pub mod configuration;
 pub mod database;
 pub mod outbox;
 pub mod queue;
 pub mod routes;
+pub mod rpc;
 pub mod startup;
 pub mod state;
 pub mod store;

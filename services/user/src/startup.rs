@@ -8,9 +8,14 @@ use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
+use messaging::ConsumerStatus;
+
 use crate::configuration::Settings;
 use crate::database::{self, DatabaseError};
 use crate::routes;
+use crate::rpc::UserProcedures;
 use crate::state::AppState;
 use crate::store::UserStore;
 
@@ -22,6 +27,9 @@ pub enum StartError {
     #[error("cannot serve: {0}")]
     Serve(#[from] std::io::Error),
 }
+
+/// RPC calls answered at once: each is one short query.
+const RPC_PREFETCH: u16 = 32;
 
 /// The user service's OpenAPI document.
 #[derive(utoipa::OpenApi)]
@@ -80,7 +88,8 @@ impl Service for Settings {
         self.listen
     }
 
-    /// The API and the outbox relay, until `shutdown`; the relay stops after the API drained.
+    /// The API, the RPC server and the outbox relay, until `shutdown`; the RPC server and the
+    /// relay stop after the API drained.
     async fn run(
         self,
         metrics: Metrics,
@@ -88,23 +97,29 @@ impl Service for Settings {
         shutdown: Shutdown,
     ) -> Result<(), StartError> {
         let pool = database::connect(&self.database).await?;
+        let store = UserStore::new(pool.clone(), self.database.retry_budget);
         let (stop, stopped) = watch::channel(false);
         let relay = tokio::spawn(crate::outbox::run(
-            pool.clone(),
+            pool,
             self.amqp_url.clone(),
             self.outbox_poll_interval,
+            service_kit::serve::stopped(stopped.clone()),
+        ));
+        let rpc = tokio::spawn(messaging::rpc::serve(
+            self.amqp_url.clone(),
+            contract::broker::USER_RPC_QUEUE,
+            RPC_PREFETCH,
+            Arc::new(UserProcedures {
+                store: store.clone(),
+            }),
+            ConsumerStatus::default(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = app(
-            AppState {
-                store: UserStore::new(pool, self.database.retry_budget),
-            },
-            &metrics,
-        );
+        let app = app(AppState { store }, &metrics);
         tracing::info!(address = %listener.local_addr()?, "user service listening");
         let served = service_kit::serve::serve(listener, app, shutdown).await;
         let _ = stop.send(true);
-        let _ = relay.await;
+        let _ = tokio::join!(relay, rpc);
         served?;
         Ok(())
     }

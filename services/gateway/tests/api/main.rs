@@ -5,6 +5,7 @@ mod helpers;
 
 mod async_creation;
 mod auth;
+mod availability;
 mod health;
 mod limits;
 mod routing;

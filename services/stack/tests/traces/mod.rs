@@ -1,19 +1,7 @@
 //! Assertions on the spans one request leaves in the in-test Zipkin.
 
 use serde_json::Value;
-
-/// The span of `spans` that passes `test`, or a panic naming `what`.
-pub fn find<'a>(spans: &'a [Value], what: &str, test: impl Fn(&Value) -> bool) -> &'a Value {
-    spans
-        .iter()
-        .find(|span| test(span))
-        .unwrap_or_else(|| panic!("no {what} in {spans:#?}"))
-}
-
-/// The service that recorded `span`.
-pub fn service(span: &Value) -> &str {
-    span["localEndpoint"]["serviceName"].as_str().unwrap_or("")
-}
+use test_support::zipkin::{find, service};
 
 /// Asserts the part of one trace that follows the user service's SERVER span: its INSERT, the
 /// PRODUCER, slack-queue's CONSUMER, the Redis LPUSH and the webhook POST, each the child of the

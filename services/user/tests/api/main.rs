@@ -10,5 +10,6 @@ mod openapi;
 mod problems;
 mod process;
 mod resilience;
+mod rpc;
 mod traces;
 mod users;
