@@ -323,6 +323,23 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
         .send()
         .await
         .unwrap();
+    // RPC calls, and one request that gives no way to answer it.
+    for email in ["observed-1%40example.com", "free%40example.com"] {
+        client
+            .get(format!("{gateway}/users/availability?email={email}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    environment
+        .vhost
+        .publish(
+            "",
+            "user.rpc",
+            br#"{"jsonrpc":"2.0","id":1,"method":"users.get","params":{"id":1}}"#,
+            lapin::BasicProperties::default(),
+        )
+        .await;
     environment
         .vhost
         .publish(
