@@ -1,6 +1,8 @@
 //! Latency of the running stack, one request at a time: `POST /user` and `GET /user/{id}`
 //! through the gateway and straight to the user service (the difference is the gateway's own
-//! cost), `GET /ping` on both, and the gateway's `GET /health`, which asks every process.
+//! cost), `GET /ping` on both, the gateway's `GET /health`, which asks every process, and the
+//! RPC `users.email_available`: through the gateway (`GET /users/availability`) and called
+//! directly on AMQP (`AMQP_URL`, the local broker by default).
 //!
 //! Start the stack first (`cargo run --release -p stack`), then
 //! `cargo bench -p benchmarks --bench stack`. `STACK_GATEWAY_URL` and `STACK_USER_URL`
@@ -100,6 +102,31 @@ fn running_stack(c: &mut Criterion) {
     group.bench_function("health/gateway", |b| {
         b.to_async(&runtime)
             .iter(|| get(format!("{gateway}/health")))
+    });
+    let email = created["email"].as_str().expect("an email").to_owned();
+    group.bench_function("email_available/gateway", |b| {
+        b.to_async(&runtime).iter(|| {
+            get(format!(
+                "{gateway}/users/availability?email={}",
+                email.replace('@', "%40")
+            ))
+        })
+    });
+    let rpc = messaging::rpc::RpcClient::new(
+        url("AMQP_URL", messaging::DEFAULT_AMQP_URL),
+        contract::broker::USER_RPC_QUEUE,
+        Duration::from_secs(5),
+    );
+    let params = contract::rpc::EmailAvailableParams { email };
+    group.bench_function("email_available/amqp", |b| {
+        b.to_async(&runtime).iter(|| async {
+            rpc.call::<_, contract::rpc::EmailAvailability>(
+                contract::rpc::methods::EMAIL_AVAILABLE,
+                &params,
+            )
+            .await
+            .expect("an answer")
+        })
     });
     group.finish();
 }
