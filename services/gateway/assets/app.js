@@ -250,7 +250,7 @@ function connectLive() {
 /** Exponential backoff, 0.5 s doubling to 15 s, with a little jitter. */
 function scheduleReconnect(code) {
   if (!navigator.onLine) return setConn('offline', 'This device is offline; the feed comes back with the network');
-  const delay = Math.round(live.delay * (0.85 + Math.random() * 0.3));
+  const delay = Math.round(Math.min(live.delay * (0.85 + Math.random() * 0.3), 15000));
   live.delay = Math.min(live.delay * 2, 15000);
   const detail = `Closed (${code}); next try in ${Math.ceil(delay / 1000)} s`;
   setConn(live.failures >= 5 ? 'offline' : 'reconnecting', detail);
