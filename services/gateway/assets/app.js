@@ -9,8 +9,9 @@ const HEX32 = /^[0-9a-f]{32}$/;
 
 const state = {
   config: null,
-  token: null, // development token and when it expires
+  token: null, // development token, when it expires, the request fetching it
   tokenExpires: 0,
+  tokenRequest: null,
   ready: false, // initial lists loaded; frames before that wait in `queue`
   queue: [],
   seenEvents: new Set(),
@@ -413,7 +414,9 @@ async function checkEmail(value) {
 async function bearerToken() {
   if (state.config?.development === true) {
     if (!state.token || Date.now() > state.tokenExpires - 60_000) {
-      const result = await api('/dev/token', { method: 'POST' });
+      // One request at a time: the start-up fetch and a quick first submit share it.
+      state.tokenRequest ??= api('/dev/token', { method: 'POST' }).finally(() => { state.tokenRequest = null; });
+      const result = await state.tokenRequest;
       if (!result.ok || typeof result.data?.token !== 'string') throw result;
       state.token = result.data.token;
       state.tokenExpires = Date.now() + (Number(result.data.expires_in) || 3600) * 1000;
