@@ -31,6 +31,7 @@ mod logs;
 mod metrics;
 pub mod propagation;
 pub mod rpc;
+pub mod websocket;
 mod zipkin;
 
 use std::future::Future;

@@ -16,8 +16,8 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-/// Bucket bounds, in seconds, for every `*_duration_seconds` histogram: from half a millisecond
-/// (a cached read) to ten seconds (a request about to time out).
+/// Bucket bounds, in seconds, for every `*_duration_seconds` and `*_lag_seconds` histogram: from
+/// half a millisecond (a cached read) to ten seconds (a request about to time out).
 const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -44,6 +44,12 @@ impl Metrics {
                 Matcher::Suffix("_duration_seconds".into()),
                 DURATION_BUCKETS,
             )
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Suffix("_lag_seconds".into()),
+                    DURATION_BUCKETS,
+                )
+            })
             .expect("the duration buckets are a non-empty constant")
             .build_recorder();
         // One registry per service for the life of the process: leaking it lets every thread of
@@ -162,6 +168,23 @@ fn describe_conventional_metrics() {
     describe_counter!(
         crate::rpc::DROPPED_REQUESTS,
         "RPC requests that could not be answered (no reply_to or correlation_id), by reason."
+    );
+    describe_gauge!(
+        crate::websocket::CONNECTIONS_ACTIVE,
+        "WebSocket clients of the live feed connected right now."
+    );
+    describe_counter!(
+        crate::websocket::FRAMES_SENT,
+        "Live-feed frames sent, by event type."
+    );
+    describe_counter!(
+        crate::websocket::CLIENTS_CLOSED,
+        "Live-feed clients closed, by reason (client, slow, idle, too_large, unsupported, shutdown, error)."
+    );
+    describe_histogram!(
+        crate::websocket::DELIVERY_LAG,
+        Unit::Seconds,
+        "From an event's occurred_at to its frame sent to a live-feed client."
     );
     describe_histogram!(
         crate::amqp::PROCESS_DURATION,

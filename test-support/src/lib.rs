@@ -3,6 +3,7 @@
 //! satisfy, a database, a vhost and a Redis key prefix per test, a proxy to cut a dependency,
 //! a fake Slack webhook, and a runner for service binaries.
 
+pub mod feed;
 pub mod openapi;
 pub mod otlp;
 pub mod postgres;
@@ -15,6 +16,7 @@ pub mod tls;
 pub mod webhook;
 pub mod zipkin;
 
+pub use feed::FeedClient;
 pub use otlp::{OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;
 pub use process::{InProcess, ServiceProcess, Stopped, free_port, wait_until_ready};

@@ -102,6 +102,11 @@ impl ServiceProcess {
         panic!("{url} was not ready within 30 s");
     }
 
+    /// The process id, for `/proc/<pid>/...`.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM, as an orchestrator stopping a container does.
     pub fn terminate(&self) {
         let status = Command::new("kill")

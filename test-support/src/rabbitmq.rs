@@ -21,6 +21,8 @@ fn broker_address() -> String {
 
 pub struct TestVhost {
     name: String,
+    /// The channel [`TestVhost::publish`] reuses (a connection per publish is slow).
+    publishing: tokio::sync::Mutex<Option<Channel>>,
 }
 
 impl TestVhost {
@@ -54,7 +56,10 @@ impl TestVhost {
             "permissions: {}",
             permitted.status()
         );
-        Self { name }
+        Self {
+            name,
+            publishing: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// Asks the management API for `path`, where `{vhost}` stands for this vhost
@@ -142,7 +147,8 @@ impl TestVhost {
             .expect("bind the observer queue");
     }
 
-    /// Publishes `body` with `properties` (persistent by default).
+    /// Publishes `body` with `properties` (persistent by default), on a channel kept for the
+    /// next publishes (and opened again after a failure).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -150,19 +156,31 @@ impl TestVhost {
         body: &[u8],
         properties: BasicProperties,
     ) {
-        let channel = self.channel().await;
-        channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties.with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+        let mut publishing = self.publishing.lock().await;
+        for last_try in [false, true] {
+            let channel = match publishing.as_ref() {
+                Some(channel) if channel.status().connected() => channel.clone(),
+                _ => publishing.insert(self.channel().await).clone(),
+            };
+            let published = async {
+                channel
+                    .basic_publish(
+                        exchange.into(),
+                        routing_key.into(),
+                        BasicPublishOptions::default(),
+                        body,
+                        properties.clone().with_delivery_mode(2),
+                    )
+                    .await?
+                    .await
+            }
+            .await;
+            match published {
+                Ok(_) => return,
+                Err(error) if last_try => panic!("publish to {exchange}/{routing_key}: {error}"),
+                Err(_) => *publishing = None,
+            }
+        }
     }
 
     /// Takes one message from `queue`, waiting up to `timeout`.

@@ -6,6 +6,11 @@ pub const USERS_EXCHANGE: &str = "users";
 /// Routing key (and `type`) of `user.created` events.
 pub const USER_CREATED: &str = "user.created";
 
+/// Topic exchange of message events, published by the slack service.
+pub const MESSAGES_EXCHANGE: &str = "messages";
+/// Routing key (and `type`) of `message.created` events.
+pub const MESSAGE_CREATED: &str = "message.created";
+
 /// Direct exchange of commands for the user service.
 pub const USER_COMMANDS_EXCHANGE: &str = "user-commands";
 /// Routing key (and `type`) of `create_user` commands.

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::messages::Message;
 use crate::users::User;
 
 /// The `type` of a [`UserCreated`]: `"user.created"`, and nothing else deserializes.
@@ -39,6 +40,40 @@ impl UserCreated {
     }
 }
 
+/// The `type` of a [`MessageCreated`]: `"message.created"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageCreatedType {
+    #[default]
+    #[serde(rename = "message.created")]
+    MessageCreated,
+}
+
+/// `message.created`: published for every message the slack service stores (its own `POST /`
+/// and slack-queue's announcements), to [`crate::broker::MESSAGES_EXCHANGE`] with routing key
+/// [`crate::broker::MESSAGE_CREATED`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCreated {
+    /// The event id, also the AMQP `message_id`.
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: MessageCreatedType,
+    /// When the message was stored.
+    pub occurred_at: DateTime<Utc>,
+    pub message: Message,
+}
+
+impl MessageCreated {
+    /// The event of `message`'s storing, with a fresh id.
+    pub fn new(message: Message) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            event_type: MessageCreatedType::MessageCreated,
+            occurred_at: message.created_at,
+            message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +94,17 @@ mod tests {
         let parsed: UserCreated =
             serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
         assert_eq!(parsed, event);
+    }
+
+    #[test]
+    fn the_message_created_event_has_a_stable_shape() {
+        let mut event = MessageCreated::new(Message {
+            channel: "#user".into(),
+            message: "User ada@example.com created".into(),
+            created_at: "2026-11-27T12:00:00.1Z".parse().unwrap(),
+        });
+        event.id = Uuid::nil();
+        insta::assert_json_snapshot!(event);
     }
 
     #[test]

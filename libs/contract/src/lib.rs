@@ -6,6 +6,7 @@
 //! - [`messages`]: a message of a channel, as the slack service keeps it;
 //! - [`events`] and [`commands`]: the messages on the broker;
 //! - [`rpc`]: the JSON-RPC calls the user service answers over the broker;
+//! - [`feed`]: the frames of the gateway's live feed;
 //! - [`broker`]: the names of exchanges, routing keys, queues and message headers;
 //! - [`headers`]: the HTTP headers the processes give each other meaning by;
 //! - [`tokens`]: the bearer tokens the gateway accepts.
@@ -16,6 +17,7 @@
 pub mod broker;
 pub mod commands;
 pub mod events;
+pub mod feed;
 pub mod fields;
 pub mod headers;
 pub mod messages;

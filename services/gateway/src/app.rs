@@ -14,13 +14,16 @@ use messaging::topology::USER_QUEUE;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::{self, Authenticator};
-use crate::configuration::{Settings, TokenKey};
+use crate::configuration::Settings;
 use crate::docs::ApiDoc;
+use crate::feed::{self, Feed};
 use crate::health;
+use crate::page::{self, UiConfig};
 use crate::proxy::Proxy;
 use crate::rate_limit::{self, RateLimit};
 use crate::routes;
@@ -49,9 +52,10 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// The handlers' state: the services behind the gateway, and the command publisher (which
-/// declares user-queue's queue, so commands wait even before user-queue first starts).
-fn state(settings: &Settings) -> AppState {
+/// The handlers' state: the services behind the gateway, the command publisher (which
+/// declares user-queue's queue, so commands wait even before user-queue first starts), the RPC
+/// client, the live feed.
+fn state(settings: &Settings, feed: Arc<Feed>) -> AppState {
     AppState {
         proxy: Proxy::new(settings.upstream_timeout),
         user: settings.user.clone(),
@@ -72,10 +76,19 @@ fn state(settings: &Settings) -> AppState {
             contract::broker::USER_RPC_QUEUE,
             settings.rpc_timeout,
         )),
+        feed,
+        ui: UiConfig {
+            zipkin_url: settings.zipkin_ui_url.clone(),
+            grafana_url: settings.grafana_url.clone(),
+            prometheus_url: settings.prometheus_url.clone(),
+            docs_url: "/docs".to_owned(),
+            development: settings.development(),
+        },
+        audience: settings.audience.clone(),
     }
 }
 
-pub fn app(settings: &Settings, metrics: &Metrics) -> (Router, RateLimit) {
+pub fn app(settings: &Settings, metrics: &Metrics, feed: Arc<Feed>) -> (Router, RateLimit) {
     let authenticator = Authenticator::new(&settings.token_key, &settings.audience);
     let limits = RateLimit::new(settings.rate_per_second, settings.rate_burst);
     let api = Router::new()
@@ -91,12 +104,18 @@ pub fn app(settings: &Settings, metrics: &Metrics) -> (Router, RateLimit) {
         .route("/users/availability", get(routes::email_availability))
         .route("/messages", get(routes::list_messages))
         .route("/health", get(health::health))
+        .route(feed::ROUTE, get(feed::events))
+        .route("/", get(page::index))
+        .route("/assets/app.js", get(page::script))
+        .route("/assets/style.css", get(page::style))
+        .route("/ui/config", get(page::config))
+        .route("/dev/token", post(page::development_token))
         .merge(service_kit::probes::ping())
         .route_layer(middleware::from_fn_with_state(
             limits.clone(),
             rate_limit::limit,
         ))
-        .with_state(state(settings));
+        .with_state(state(settings, feed));
     // Liveness and readiness of the gateway itself, which holds no state: `/health` is the
     // stack's.
     let probes = service_kit::probes::health(|| async { Ok(()) })
@@ -126,15 +145,33 @@ impl Service for Settings {
         listener: TcpListener,
         shutdown: Shutdown,
     ) -> std::io::Result<()> {
-        if self.token_key == TokenKey::Secret(contract::tokens::DEVELOPMENT_SECRET.to_owned()) {
+        if self.development() {
             tracing::warn!(
                 "JWT_SECRET is not set: tokens are checked with the public development secret"
             );
         }
-        let (app, limits) = app(&self, &metrics);
+        let (stop_feed, feed_stopping) = watch::channel(false);
+        let feed = Arc::new(Feed::new(
+            self.ws_max_connections,
+            self.ws_ping_interval,
+            feed_stopping.clone(),
+        ));
+        let consuming = tokio::spawn(feed::consume(
+            self.amqp_url.clone(),
+            Arc::clone(&feed),
+            service_kit::serve::stopped(feed_stopping),
+        ));
+        let (app, limits) = app(&self, &metrics, feed);
         let forgetting = tokio::spawn(limits.forget_idle_clients());
         tracing::info!(address = %listener.local_addr()?, "gateway listening");
-        let served = service_kit::serve::serve(listener, app, shutdown).await;
+        // The feed's clients are told to go when the gateway is asked to stop: their
+        // connections are upgraded, so the server's graceful stop does not wait for them.
+        let served = service_kit::serve::serve(listener, app, async move {
+            shutdown.await;
+            let _ = stop_feed.send(true);
+        })
+        .await;
+        let _ = consuming.await;
         forgetting.abort();
         served
     }

@@ -63,6 +63,15 @@ pub struct Settings {
     pub amqp_url: String,
     /// `RPC_TIMEOUT_MS`: how long a call to the user service over RabbitMQ may take.
     pub rpc_timeout: Duration,
+    /// `WS_MAX_CONNECTIONS`: live-feed clients at once; the next upgrade is a 503.
+    pub ws_max_connections: usize,
+    /// `WS_PING_INTERVAL_MS`: how often the feed pings its clients (one that answers nothing
+    /// for two intervals is closed).
+    pub ws_ping_interval: Duration,
+    /// `ZIPKIN_UI_URL`, `GRAFANA_URL`, `PROMETHEUS_URL`: where the page links to.
+    pub zipkin_ui_url: String,
+    pub grafana_url: String,
+    pub prometheus_url: String,
 }
 
 fn upstream(
@@ -79,6 +88,11 @@ fn upstream(
 }
 
 impl Settings {
+    /// Whether tokens are checked with the public development secret.
+    pub fn development(&self) -> bool {
+        self.token_key == TokenKey::Secret(DEVELOPMENT_SECRET.to_owned())
+    }
+
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(&Env)
     }
@@ -137,6 +151,21 @@ impl Settings {
             cors_origins,
             amqp_url: messaging::amqp_url(lookup),
             rpc_timeout: lookup.millis("RPC_TIMEOUT_MS", 2000)?,
+            ws_max_connections: lookup
+                .parse::<usize>("WS_MAX_CONNECTIONS", 1000, "expected a whole number")?
+                .max(1),
+            ws_ping_interval: lookup
+                .millis("WS_PING_INTERVAL_MS", 15_000)?
+                .max(Duration::from_millis(100)),
+            zipkin_ui_url: lookup
+                .text("ZIPKIN_UI_URL")
+                .unwrap_or_else(|| "http://localhost:9411/zipkin".to_owned()),
+            grafana_url: lookup
+                .text("GRAFANA_URL")
+                .unwrap_or_else(|| "http://localhost:3000".to_owned()),
+            prometheus_url: lookup
+                .text("PROMETHEUS_URL")
+                .unwrap_or_else(|| "http://localhost:9090".to_owned()),
         })
     }
 }

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{health, routes};
+use crate::{feed, health, page, routes};
 
 struct BearerToken;
 
@@ -40,7 +40,10 @@ impl Modify for BearerToken {
         routes::list_users,
         routes::email_availability,
         routes::list_messages,
-        health::health
+        health::health,
+        feed::events,
+        page::config,
+        page::development_token
     ),
     components(schemas(
         contract::users::User,
@@ -48,7 +51,9 @@ impl Modify for BearerToken {
         routes::Accepted,
         contract::rpc::EmailAvailability,
         contract::messages::Message,
-        health::ServiceHealth
+        health::ServiceHealth,
+        page::UiConfig,
+        page::DevelopmentToken
     )),
     modifiers(&BearerToken)
 )]

@@ -7,6 +7,8 @@ use messaging::SharedPublisher;
 use messaging::rpc::RpcClient;
 
 use crate::configuration::Upstream;
+use crate::feed::Feed;
+use crate::page::UiConfig;
 use crate::proxy::Proxy;
 
 #[derive(Clone)]
@@ -21,4 +23,10 @@ pub struct AppState {
     pub commands: Arc<SharedPublisher>,
     /// Calls the user service's procedures over RabbitMQ.
     pub rpc: Arc<RpcClient>,
+    /// The live feed's events and clients.
+    pub feed: Arc<Feed>,
+    /// What the page is told.
+    pub ui: UiConfig,
+    /// The `aud` of tokens.
+    pub audience: String,
 }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub webhook_timeout: Duration,
     /// `SLACK_WEBHOOK_ATTEMPTS`: calls per message before giving up (5xx, 429, timeouts).
     pub webhook_attempts: u32,
+    /// `AMQP_URL`: where the slack service publishes `message.created` events.
+    pub amqp_url: String,
 }
 
 impl Settings {
@@ -78,6 +80,7 @@ impl Settings {
             webhook_attempts: lookup
                 .parse::<u32>("SLACK_WEBHOOK_ATTEMPTS", 3, "expected a whole number")?
                 .max(1),
+            amqp_url: messaging::amqp_url(lookup),
         })
     }
 }

@@ -1,9 +1,11 @@
 //! The slack service: messages per channel in Redis behind the original's API (`POST /`,
-//! `GET /messages`), delivered to a Slack incoming webhook when `SLACK_WEBHOOK_URL` is set; and
-//! slack-queue, which announces each `user.created` event in `#user`.
+//! `GET /messages`), delivered to a Slack incoming webhook when `SLACK_WEBHOOK_URL` is set, and
+//! each announced as a `message.created` event; and slack-queue, which announces each
+//! `user.created` event in `#user`.
 
 pub mod configuration;
 pub mod domain;
+pub mod outbox;
 pub mod queue;
 pub mod routes;
 pub mod startup;

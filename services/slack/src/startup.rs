@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::configuration::Settings;
 use crate::routes;
@@ -78,20 +79,33 @@ impl Service for Settings {
         self.listen
     }
 
+    /// The API and the relay of its `message.created` events, until `shutdown`; the relay
+    /// stops after the API drained.
     async fn run(
         self,
         metrics: Metrics,
         listener: TcpListener,
         shutdown: Shutdown,
     ) -> Result<(), StartError> {
-        let app = app(AppState::new(&self)?, &metrics);
+        let state = AppState::new(&self)?;
+        let (stop, stopped) = watch::channel(false);
+        let relay = tokio::spawn(crate::outbox::run(
+            self.redis_url.clone(),
+            state.store.outbox_key(),
+            self.amqp_url.clone(),
+            service_kit::serve::stopped(stopped),
+        ));
+        let app = app(state, &metrics);
         tracing::info!(
             address = %listener.local_addr()?,
             redis = %telemetry::redact_url(&self.redis_url),
             webhook = self.webhook_url.is_some(),
             "slack service listening"
         );
-        service_kit::serve::serve(listener, app, shutdown).await?;
+        let served = service_kit::serve::serve(listener, app, shutdown).await;
+        let _ = stop.send(true);
+        let _ = relay.await;
+        served?;
         Ok(())
     }
 }

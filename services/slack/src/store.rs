@@ -1,14 +1,16 @@
-//! Messages in Redis: one list per channel, newest first, capped in length. Every command runs
-//! in a CLIENT span with `db.system.name=redis`, measured like any database call.
+//! Messages in Redis: one list per channel, newest first, capped in length; and, written with
+//! each message in the same script, its `message.created` event in a stream that the relay
+//! publishes from (an outbox, as the user service has one in Postgres). Every command runs in a
+//! CLIENT span with `db.system.name=redis`, measured like any database call.
 
 use std::time::Duration;
 
+use contract::events::MessageCreated;
+use contract::messages::Message;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 use telemetry::db::DbOperation;
 use uuid::Uuid;
-
-use contract::messages::Message;
 
 /// Messages kept per channel; older ones are trimmed.
 pub const MAX_MESSAGES_PER_CHANNEL: isize = 10_000;
@@ -42,7 +44,8 @@ const LPUSH: DbOperation = DbOperation {
     system: "redis",
     operation: "LPUSH",
     collection: "channel",
-    query: "LPUSH {prefix}channel:{channel} ?; LTRIM {prefix}channel:{channel} 0 ?",
+    query: "EVALSHA <store>: LPUSH {prefix}channel:{channel} ?; LTRIM {prefix}channel:{channel} 0 ?; \
+            XADD {prefix}outbox:messages * id ? event ? trace ?",
 };
 
 const LPUSH_ONCE: DbOperation = DbOperation {
@@ -50,7 +53,8 @@ const LPUSH_ONCE: DbOperation = DbOperation {
     operation: "LPUSH",
     collection: "channel",
     query: "EVALSHA <store once>: SET {prefix}event:{id}:stored NX EX ?; \
-            LPUSH {prefix}channel:{channel} ?; LTRIM {prefix}channel:{channel} 0 ?",
+            LPUSH {prefix}channel:{channel} ?; LTRIM {prefix}channel:{channel} 0 ?; \
+            XADD {prefix}outbox:messages * id ? event ? trace ?",
 };
 
 const LRANGE: DbOperation = DbOperation {
@@ -74,12 +78,23 @@ const SET_NOTIFIED: DbOperation = DbOperation {
     query: "SET {prefix}event:{id}:notified 1 EX ?",
 };
 
-/// Stores the message unless this event was stored already: both steps in one script, so a
-/// redelivered event is never stored twice and a stored one is never forgotten.
+/// Stores the message and its event: one script, so neither is ever stored without the other.
+/// KEYS: the channel, the outbox stream; ARGV: the message, the list's last index, the event id,
+/// the event, the trace context.
+const STORE: &str = r"
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'event', ARGV[4], 'trace', ARGV[5])
+return 1
+";
+
+/// The same, unless this announcement was stored already (KEYS[3], kept for ARGV[6] seconds):
+/// a redelivered event is never stored twice and a stored one is never forgotten.
 const STORE_ONCE: &str = r"
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-    redis.call('LPUSH', KEYS[2], ARGV[1])
-    redis.call('LTRIM', KEYS[2], 0, ARGV[3])
+if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[6]) then
+    redis.call('LPUSH', KEYS[1], ARGV[1])
+    redis.call('LTRIM', KEYS[1], 0, ARGV[2])
+    redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'event', ARGV[4], 'trace', ARGV[5])
     return 1
 end
 return 0
@@ -89,6 +104,7 @@ return 0
 pub struct MessageStore {
     connection: ConnectionManager,
     prefix: String,
+    store: Script,
     store_once: Script,
 }
 
@@ -105,8 +121,26 @@ impl MessageStore {
         Ok(Self {
             connection: ConnectionManager::new_lazy_with_config(client, config)?,
             prefix: prefix.to_owned(),
+            store: Script::new(STORE),
             store_once: Script::new(STORE_ONCE),
         })
+    }
+
+    /// The stream of `message.created` events waiting to be published.
+    pub fn outbox_key(&self) -> String {
+        format!("{}outbox:messages", self.prefix)
+    }
+
+    /// `message`'s event, with the current span's context, as the script's arguments.
+    fn event_arguments(message: &Message) -> (String, String, String) {
+        let event = MessageCreated::new(message.clone());
+        let trace = serde_json::to_string(&telemetry::propagation::current_context_map())
+            .unwrap_or_else(|_| "{}".to_owned());
+        (
+            event.id.to_string(),
+            serde_json::to_string(&event).expect("an event serializes"),
+            trace,
+        )
     }
 
     fn channel_key(&self, channel: &str) -> String {
@@ -117,19 +151,22 @@ impl MessageStore {
         format!("{}event:{event}:{state}", self.prefix)
     }
 
+    /// Stores `message` and its `message.created` event.
     pub async fn push(&self, message: &Message) -> Result<(), StoreError> {
-        let key = self.channel_key(&message.channel);
         let json = serde_json::to_string(message).expect("a message serializes");
+        let (event_id, event, trace) = Self::event_arguments(message);
         let mut connection = self.connection.clone();
         LPUSH
             .run(
-                redis::pipe()
-                    .atomic()
-                    .lpush(&key, json)
-                    .ignore()
-                    .ltrim(&key, 0, MAX_MESSAGES_PER_CHANNEL - 1)
-                    .ignore()
-                    .query_async::<()>(&mut connection),
+                self.store
+                    .key(self.channel_key(&message.channel))
+                    .key(self.outbox_key())
+                    .arg(json)
+                    .arg(MAX_MESSAGES_PER_CHANNEL - 1)
+                    .arg(event_id)
+                    .arg(event)
+                    .arg(trace)
+                    .invoke_async::<i64>(&mut connection),
             )
             .await?;
         Ok(())

@@ -1,0 +1,469 @@
+//! The live feed, `GET /ws/events`: a WebSocket that receives one JSON text frame per event
+//! (`contract::feed::Frame`), in the order this gateway received them.
+//!
+//! Each gateway process consumes the `user.created` and `message.created` events through a
+//! queue of its own (exclusive, auto-delete, bound to both exchanges), inside a CONSUMER span
+//! that continues the event's trace, and fans each out to its clients through a bounded ring
+//! buffer (a broadcast channel): a client that falls behind it, or does not take a frame within
+//! [`SEND_TIMEOUT`], is closed (1013) and counted, and never holds memory or delays the others.
+//! The server pings; a client that answers nothing for two intervals is closed. A client may
+//! send nothing but ping, pong and close: anything else closes it (1003), a frame over 4 KiB
+//! too (1009). The feed is live, not durable: events that come while a gateway is away from
+//! the broker are not replayed to its clients.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use contract::events::{MessageCreated, UserCreated};
+use contract::feed::{Frame, FrameEvent, TYPES};
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use messaging::topology::{self, ExchangeType};
+use opentelemetry::trace::SpanContext;
+use serde::Deserialize;
+use service_kit::Problem;
+use tokio::sync::{broadcast, watch};
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+/// The route of the feed.
+pub const ROUTE: &str = "/ws/events";
+/// Events a client may fall behind by before it is closed: a few seconds of a busy stack, at
+/// most a few MiB of frames, held once for every client.
+const BUFFER: usize = 4096;
+/// The longest a frame may take to be taken by a client.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest frame a client may send.
+const MAX_CLIENT_FRAME: usize = 4 * 1024;
+
+/// One event, ready for every client: its frame in JSON, and the span that received it.
+#[derive(Debug)]
+struct Event {
+    event_type: &'static str,
+    id: String,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    json: String,
+    received_in: SpanContext,
+}
+
+/// The feed of one gateway process.
+pub struct Feed {
+    events: broadcast::Sender<Arc<Event>>,
+    connected: AtomicUsize,
+    max_connections: usize,
+    ping_interval: Duration,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Feed {
+    pub fn new(
+        max_connections: usize,
+        ping_interval: Duration,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            events: broadcast::channel(BUFFER).0,
+            connected: AtomicUsize::new(0),
+            max_connections,
+            ping_interval,
+            stopping,
+        }
+    }
+}
+
+/// Consumes the events for `feed` until `shutdown`, reconnecting whenever the broker goes away.
+pub async fn consume(
+    amqp_url: String,
+    feed: Arc<Feed>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let connection = tokio::select! {
+            connection = messaging::connect_with_backoff(&amqp_url) => connection,
+            () = &mut shutdown => return,
+        };
+        let consumed = tokio::select! {
+            consumed = consume_on(&connection, &feed) => consumed,
+            () = &mut shutdown => {
+                let _ = connection.close(200, "shutting down".into()).await;
+                return;
+            }
+        };
+        if let Err(error) = consumed {
+            tracing::warn!(%error, "the live feed lost the broker; reconnecting");
+        }
+    }
+}
+
+/// Declares this gateway's queue, binds it to both exchanges, and fans out what comes.
+async fn consume_on(connection: &lapin::Connection, feed: &Feed) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    let bindings = [
+        (
+            contract::broker::USERS_EXCHANGE,
+            contract::broker::USER_CREATED,
+        ),
+        (
+            contract::broker::MESSAGES_EXCHANGE,
+            contract::broker::MESSAGE_CREATED,
+        ),
+    ];
+    for (exchange, _) in bindings {
+        topology::declare_exchange(&channel, exchange, ExchangeType::Topic).await?;
+    }
+    let queue = format!("gateway.feed.{}", uuid::Uuid::new_v4().simple());
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for (exchange, routing_key) in bindings {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut deliveries = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(%queue, "the live feed is consuming");
+    while let Some(delivery) = deliveries.next().await {
+        let delivery = delivery?;
+        // A busy queue is always ready: let the clients' tasks run between deliveries.
+        tokio::task::consume_budget().await;
+        let routing_key = delivery.routing_key.as_str();
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default();
+        let span = telemetry::amqp::process_span(
+            &queue,
+            delivery.exchange.as_str(),
+            routing_key,
+            &message_id,
+            delivery.properties.headers().as_ref(),
+        );
+        let received_in = telemetry::websocket::span_context(&span);
+        let event = span.in_scope(|| read_event(routing_key, &delivery.data, &received_in));
+        match event {
+            Some(event) => {
+                // No client is no error: the event simply has nobody to go to.
+                let _ = feed.events.send(Arc::new(event));
+            }
+            None => telemetry::record_error(&span, "malformed"),
+        }
+    }
+    Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+        lapin::ChannelState::Closed,
+        "the feed's consumer was cancelled",
+    )))
+}
+
+/// The frame of one delivery, or `None` (logged) when it is not an event of the feed.
+fn read_event(routing_key: &str, body: &[u8], received_in: &SpanContext) -> Option<Event> {
+    let (id, occurred_at, event) = match routing_key {
+        contract::broker::USER_CREATED => {
+            let event: UserCreated = serde_json::from_slice(body)
+                .inspect_err(|error| tracing::warn!(%error, "a malformed user.created"))
+                .ok()?;
+            (
+                event.id,
+                event.occurred_at,
+                FrameEvent::UserCreated { user: event.user },
+            )
+        }
+        contract::broker::MESSAGE_CREATED => {
+            let event: MessageCreated = serde_json::from_slice(body)
+                .inspect_err(|error| tracing::warn!(%error, "a malformed message.created"))
+                .ok()?;
+            (
+                event.id,
+                event.occurred_at,
+                FrameEvent::MessageCreated {
+                    message: event.message,
+                },
+            )
+        }
+        _ => return None,
+    };
+    let event_type = event.type_name();
+    let frame = Frame {
+        id,
+        occurred_at,
+        trace_id: received_in.trace_id().to_string(),
+        event,
+    };
+    Some(Event {
+        event_type,
+        id: id.to_string(),
+        occurred_at,
+        json: serde_json::to_string(&frame).expect("a frame serializes"),
+        received_in: received_in.clone(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FeedParams {
+    types: Option<String>,
+}
+
+/// The event types a client asked for, or the 400 that names the unknown one.
+fn asked_types(types: Option<&str>) -> Result<Vec<&'static str>, Problem> {
+    let Some(types) = types else {
+        return Ok(TYPES.to_vec());
+    };
+    types
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            TYPES
+                .into_iter()
+                .find(|known| *known == name)
+                .ok_or_else(|| {
+                    Problem::validation(vec![service_kit::FieldError::new(
+                        "types",
+                        format!("unknown event type {name:?}; expected {}", TYPES.join(", ")),
+                    )])
+                })
+        })
+        .collect()
+}
+
+/// Counts the client in while it is connected.
+struct Connected<'a>(&'a Feed);
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.connected.fetch_sub(1, Ordering::Relaxed);
+        telemetry::websocket::record_connected(-1.0);
+    }
+}
+
+/// `GET /ws/events`: the upgrade (an ordinary request, with its own SERVER span), or a 400 for
+/// an unknown type, or a 503 when `WS_MAX_CONNECTIONS` clients are connected already.
+#[utoipa::path(
+    get,
+    path = "/ws/events",
+    tag = "feed",
+    params(("types" = Option<String>, Query, description = "Comma-separated event types to receive: `user.created`, `message.created` (default both)")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket: one JSON text frame per event"),
+        (status = 400, description = "An unknown event type, or not a WebSocket upgrade", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "WS_MAX_CONNECTIONS clients are connected already", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    Query(params): Query<FeedParams>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let types = match asked_types(params.types.as_deref()) {
+        Ok(types) => types,
+        Err(problem) => return problem.into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Problem::malformed(rejection.body_text()).into_response(),
+    };
+    let feed = Arc::clone(&state.feed);
+    let admitted = feed
+        .connected
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |connected| {
+            (connected < feed.max_connections).then_some(connected + 1)
+        });
+    if admitted.is_err() {
+        return Problem::unavailable(format!(
+            "the feed has {} clients already; try again later",
+            feed.max_connections
+        ))
+        .into_response();
+    }
+    telemetry::websocket::record_connected(1.0);
+    // Subscribed now, so that no event between this answer and the first read is missed.
+    let events = feed.events.subscribe();
+    let upgraded_in = telemetry::websocket::span_context(&tracing::Span::current());
+    upgrade
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| async move {
+            let _connected = Connected(&feed);
+            let reason = serve_client(socket, &feed, events, &types, &upgraded_in).await;
+            telemetry::websocket::record_closed(reason);
+        })
+}
+
+/// Why a client was closed: the close frame to send (if one can still be sent), and the
+/// bounded reason counted.
+struct Closing {
+    frame: Option<(u16, String)>,
+    reason: &'static str,
+}
+
+impl Closing {
+    fn with(code: u16, text: impl Into<String>, reason: &'static str) -> Self {
+        Self {
+            frame: Some((code, text.into())),
+            reason,
+        }
+    }
+
+    fn silently(reason: &'static str) -> Self {
+        Self {
+            frame: None,
+            reason,
+        }
+    }
+}
+
+/// Sends `event` to the client inside its frame span.
+async fn send(
+    socket: &mut WebSocket,
+    event: &Event,
+    upgraded_in: &SpanContext,
+) -> Result<(), Closing> {
+    let span = telemetry::websocket::frame_span(
+        ROUTE,
+        event.event_type,
+        &event.id,
+        &event.received_in,
+        upgraded_in,
+    );
+    let sent = tokio::time::timeout(
+        SEND_TIMEOUT,
+        socket.send(WsMessage::Text(event.json.clone().into())),
+    )
+    .instrument(span.clone())
+    .await;
+    match sent {
+        Ok(Ok(())) => {
+            let lag = (chrono::Utc::now() - event.occurred_at)
+                .to_std()
+                .unwrap_or_default();
+            telemetry::websocket::record_frame_sent(event.event_type, lag);
+            Ok(())
+        }
+        Ok(Err(_)) => Err(Closing::silently("client")),
+        Err(_) => {
+            telemetry::record_error(&span, "timeout");
+            Err(Closing::silently("slow"))
+        }
+    }
+}
+
+/// Serves one client until it goes or is closed; the reason it was closed.
+async fn serve_client(
+    mut socket: WebSocket,
+    feed: &Feed,
+    mut events: broadcast::Receiver<Arc<Event>>,
+    types: &[&'static str],
+    upgraded_in: &SpanContext,
+) -> &'static str {
+    let stopping = service_kit::serve::stopped(feed.stopping.clone());
+    tokio::pin!(stopping);
+    let mut pings = tokio::time::interval(feed.ping_interval);
+    pings.tick().await;
+    let mut heard = Instant::now();
+    let closing = loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) if types.contains(&event.event_type) => {
+                    if let Err(closing) = send(&mut socket, &event, upgraded_in).await {
+                        break closing;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    break Closing::with(1013, format!("too slow: fell {missed} events behind"), "slow");
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    break Closing::with(1001, "the gateway is stopping", "shutdown");
+                }
+            },
+            message = socket.recv() => match message {
+                Some(Ok(WsMessage::Pong(_) | WsMessage::Ping(_))) => heard = Instant::now(),
+                Some(Ok(WsMessage::Close(_))) | None => break Closing::silently("client"),
+                Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))) => {
+                    break Closing::with(1003, "this feed takes no messages", "unsupported");
+                }
+                Some(Err(error)) => {
+                    let too_large = matches!(
+                        std::error::Error::source(&error)
+                            .and_then(|source| source.downcast_ref::<tungstenite::Error>()),
+                        Some(tungstenite::Error::Capacity(_))
+                    );
+                    break if too_large {
+                        Closing::with(1009, "frames over 4 KiB are refused", "too_large")
+                    } else {
+                        Closing::silently("error")
+                    };
+                }
+            },
+            _ = pings.tick() => {
+                if heard.elapsed() > feed.ping_interval * 2 {
+                    break Closing::with(1001, "no answer to pings", "idle");
+                }
+                if socket.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                    break Closing::silently("client");
+                }
+            },
+            () = &mut stopping => {
+                break Closing::with(1001, "the gateway is stopping", "shutdown");
+            },
+        }
+    };
+    if let Some((code, reason)) = closing.frame {
+        let close = WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
+    }
+    closing.reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_ask_for_known_types_only() {
+        assert_eq!(asked_types(None).unwrap(), TYPES);
+        assert_eq!(
+            asked_types(Some("message.created")).unwrap(),
+            ["message.created"]
+        );
+        let problem = asked_types(Some("user.created,user.deleted")).unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.errors[0].pointer, "#/types");
+    }
+}
