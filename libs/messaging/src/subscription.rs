@@ -2,8 +2,8 @@
 //! queue, take deliveries up to the prefetch and hand each to the process's own step on a task
 //! of its own, and connect again when the broker goes away. On shutdown it stops taking
 //! deliveries, lets those in hand finish, and returns; what was not taken stays queued. The
-//! retrying consumer ([`crate::consumer`]) and the RPC server ([`crate::rpc`]) are both this
-//! loop with another step.
+//! retrying consumer (`consumer`) and the RPC server (`rpc`) are both this loop with another
+//! step.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -23,7 +23,7 @@ use crate::configuration::Settings;
 use crate::docs::ApiDoc;
 use crate::feed::{self, Feed};
 use crate::health;
-use crate::page::{self, UiConfig};
+use crate::page::{self, Page, UiConfig};
 use crate::proxy::Proxy;
 use crate::rate_limit::{self, RateLimit};
 use crate::routes;
@@ -77,14 +77,16 @@ fn state(settings: &Settings, feed: Arc<Feed>) -> AppState {
             settings.rpc_timeout,
         )),
         feed,
-        ui: UiConfig {
-            zipkin_url: settings.zipkin_ui_url.clone(),
-            grafana_url: settings.grafana_url.clone(),
-            prometheus_url: settings.prometheus_url.clone(),
-            docs_url: "/docs".to_owned(),
-            development: settings.development(),
+        page: Page {
+            ui: UiConfig {
+                zipkin_url: settings.zipkin_ui_url.clone(),
+                grafana_url: settings.grafana_url.clone(),
+                prometheus_url: settings.prometheus_url.clone(),
+                docs_url: "/docs".to_owned(),
+                development: settings.development(),
+            },
+            audience: settings.audience.clone(),
         },
-        audience: settings.audience.clone(),
     }
 }
 

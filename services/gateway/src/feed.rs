@@ -30,8 +30,6 @@ use service_kit::Problem;
 use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
-use crate::state::AppState;
-
 /// The route of the feed.
 pub const ROUTE: &str = "/ws/events";
 /// Events a client may fall behind by before it is closed: a few seconds of a busy stack, at
@@ -283,7 +281,7 @@ impl Drop for Connected<'_> {
     )
 )]
 pub async fn events(
-    State(state): State<AppState>,
+    State(feed): State<Arc<Feed>>,
     Query(params): Query<FeedParams>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -295,7 +293,6 @@ pub async fn events(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Problem::malformed(rejection.body_text()).into_response(),
     };
-    let feed = Arc::clone(&state.feed);
     let admitted = feed
         .connected
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |connected| {

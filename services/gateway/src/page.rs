@@ -12,8 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use service_kit::Problem;
 
-use crate::state::AppState;
-
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/style.css");
@@ -82,14 +80,22 @@ pub struct UiConfig {
     pub development: bool,
 }
 
+/// What the page's endpoints need.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub ui: UiConfig,
+    /// The `aud` of development tokens.
+    pub audience: String,
+}
+
 #[utoipa::path(
     get,
     path = "/ui/config",
     tag = "frontend",
     responses((status = 200, description = "Where the page links to", body = UiConfig))
 )]
-pub async fn config(State(state): State<AppState>) -> Json<UiConfig> {
-    Json(state.ui.clone())
+pub async fn config(State(page): State<Page>) -> Json<UiConfig> {
+    Json(page.ui)
 }
 
 /// A development token for the page.
@@ -115,16 +121,16 @@ pub struct DevelopmentToken {
     )
 )]
 pub async fn development_token(
-    State(state): State<AppState>,
+    State(page): State<Page>,
 ) -> Result<Json<DevelopmentToken>, Problem> {
-    if !state.ui.development {
+    if !page.ui.development {
         return Err(Problem::not_found("no resource at this path"));
     }
     Ok(Json(DevelopmentToken {
         token: contract::tokens::mint(
             contract::tokens::DEVELOPMENT_SECRET,
             "browser",
-            &state.audience,
+            &page.audience,
             DEVELOPMENT_TOKEN_TTL,
         ),
         token_type: "Bearer",

@@ -49,7 +49,7 @@ pub async fn get_user(State(state): State<AppState>, request: Request) -> Respon
     ),
     responses(
         (status = 200, description = "Users, newest first; `Link: rel=\"next\"` when the page is full", body = Vec<User>),
-        (status = 400, description = "A bad limit or before", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad limit, before or email", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The user service cannot be reached", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The user database is unavailable", body = Problem, content_type = "application/problem+json"),

@@ -8,7 +8,7 @@ use messaging::rpc::RpcClient;
 
 use crate::configuration::Upstream;
 use crate::feed::Feed;
-use crate::page::UiConfig;
+use crate::page::Page;
 use crate::proxy::Proxy;
 
 #[derive(Clone)]
@@ -26,7 +26,17 @@ pub struct AppState {
     /// The live feed's events and clients.
     pub feed: Arc<Feed>,
     /// What the page is told.
-    pub ui: UiConfig,
-    /// The `aud` of tokens.
-    pub audience: String,
+    pub page: Page,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Feed> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.feed)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Page {
+    fn from_ref(state: &AppState) -> Self {
+        state.page.clone()
+    }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use contract::broker::{MESSAGE_CREATED, MESSAGES_EXCHANGE};
 use futures_util::future::join_all;
@@ -31,6 +31,8 @@ const BLOCK: Duration = Duration::from_secs(1);
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(30);
 /// The pause after a failure (Redis or the broker away).
 const PAUSE: Duration = Duration::from_secs(1);
+/// How often a relay looks whether the stream exists yet.
+const NO_STREAM_YET: Duration = Duration::from_millis(200);
 /// How often the backlog is measured.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
@@ -83,14 +85,17 @@ impl Stream {
         })
     }
 
-    async fn create_group(&self) -> Result<(), RedisError> {
+    /// Creates the group once the stream exists (the first message makes it): from its first
+    /// entry, so none written before is skipped. Until then there is nothing to relay.
+    async fn create_group(&self) -> Result<bool, RedisError> {
         let mut connection = self.connection.clone();
-        let created: Result<(), RedisError> = connection
-            .xgroup_create_mkstream(&self.key, GROUP, "0")
-            .await;
+        let created: Result<(), RedisError> = connection.xgroup_create(&self.key, GROUP, "0").await;
         match created {
-            Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
+            Ok(()) => Ok(true),
+            Err(error) if error.code() == Some("BUSYGROUP") => Ok(true),
+            // No stream yet: it is made with the first message.
+            Err(error) if error.code() == Some("ERR") => Ok(false),
+            Err(error) => Err(error),
         }
     }
 
@@ -155,23 +160,30 @@ impl Stream {
             .query_async::<()>(&mut connection)
             .await
     }
+}
 
-    /// The backlog: entries waiting, and the age of the oldest (its id is its time).
-    async fn measure(&self) -> Result<(), RedisError> {
-        let mut connection = self.connection.clone();
-        let waiting: u64 = connection.xlen(&self.key).await?;
-        let oldest: redis::streams::StreamRangeReply =
-            connection.xrange_count(&self.key, "-", "+", 1).await?;
-        let age = oldest
-            .ids
-            .first()
-            .and_then(|entry| entry.id.split('-').next()?.parse::<i64>().ok())
-            .map_or(0.0, |millis| {
-                (chrono::Utc::now().timestamp_millis() - millis).max(0) as f64 / 1000.0
-            });
-        gauge!(PENDING).set(waiting as f64);
-        gauge!(OLDEST_AGE).set(age);
-        Ok(())
+/// The backlog: entries waiting, and the age of the oldest (its id is its time).
+async fn measure(mut connection: ConnectionManager, key: &str) -> Result<(), RedisError> {
+    let waiting: u64 = connection.xlen(key).await?;
+    let oldest: redis::streams::StreamRangeReply =
+        connection.xrange_count(key, "-", "+", 1).await?;
+    let age = oldest
+        .ids
+        .first()
+        .and_then(|entry| entry.id.split('-').next()?.parse::<i64>().ok())
+        .map_or(0.0, |millis| {
+            (chrono::Utc::now().timestamp_millis() - millis).max(0) as f64 / 1000.0
+        });
+    gauge!(PENDING).set(waiting as f64);
+    gauge!(OLDEST_AGE).set(age);
+    Ok(())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -230,6 +242,19 @@ pub async fn run(
             return;
         }
     };
+    // The backlog is measured on its own clock, so it is seen growing while the broker is away.
+    let measuring = tokio::spawn({
+        let connection = stream.connection.clone();
+        let key = stream.key.clone();
+        async move {
+            let mut every = tokio::time::interval(MEASURE_EVERY);
+            loop {
+                every.tick().await;
+                let _ = measure(connection.clone(), &key).await;
+            }
+        }
+    });
+    let _stop_measuring = AbortOnDrop(measuring);
     tokio::pin!(shutdown);
     loop {
         let connection = tokio::select! {
@@ -249,13 +274,15 @@ pub async fn run(
                 continue;
             }
         };
-        let mut measured = Instant::now() - MEASURE_EVERY;
         loop {
             let round = async {
                 let entries = match stream.next().await {
-                    // Redis keeps nothing on disk here: after a restart the group is gone.
+                    // No stream or group yet, or Redis restarted (it keeps nothing on disk here).
                     Err(error) if error.code() == Some("NOGROUP") => {
-                        stream.create_group().await?;
+                        if !stream.create_group().await? {
+                            tokio::time::sleep(NO_STREAM_YET).await;
+                            return Ok(false);
+                        }
                         stream.next().await?
                     }
                     outcome => outcome?,
@@ -268,10 +295,6 @@ pub async fn run(
                 outcome = round => outcome,
                 () = &mut shutdown => return,
             };
-            if measured.elapsed() >= MEASURE_EVERY {
-                measured = Instant::now();
-                let _ = stream.measure().await;
-            }
             match outcome {
                 Ok(false) => {}
                 Ok(true) => {

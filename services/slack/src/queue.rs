@@ -1,9 +1,11 @@
 //! slack-queue: announces every new user in `#user` ("User <email> created"), in Redis and on
 //! the webhook when one is set. Handling is idempotent by event id: a redelivered event is
-//! stored once, and delivered to Slack once unless the process dies between Slack's answer and
-//! the note that it answered.
+//! stored once, and delivered to Slack once (a delivery claims the event first, so two copies
+//! handled at the same moment cannot both post) unless the process dies between Slack's answer
+//! and the note that it answered.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use contract::events::UserCreated;
 use messaging::{ConsumerStatus, Disposition, Handler, Message};
@@ -16,10 +18,14 @@ use crate::configuration::QueueSettings;
 use crate::domain::{Channel, MessageText, new_message};
 use crate::startup::{StartError, operational};
 use crate::state::AppState;
-use crate::webhook::{Delivery, DeliveryError};
+use crate::store::Notification;
+use crate::webhook::DeliveryError;
 
 /// Where new users are announced.
 pub const USER_CHANNEL: &str = "#user";
+
+/// How long a delivery to Slack holds its claim: longer than its calls and waits take.
+const CLAIM_HOLD: Duration = Duration::from_secs(120);
 
 pub struct UserCreatedHandler {
     state: AppState,
@@ -49,34 +55,44 @@ impl Handler for UserCreatedHandler {
         };
         let channel = Channel::parse(USER_CHANNEL).expect("a valid channel name");
         let announcement = new_message(&channel, &text);
-        let seen_before = match self.state.store.push_once(event.id, &announcement).await {
-            Ok(true) => {
-                tracing::info!(user.id = event.user.id, "new user announced");
-                false
-            }
+        match self.state.store.push_once(event.id, &announcement).await {
+            Ok(true) => tracing::info!(user.id = event.user.id, "new user announced"),
             Ok(false) => {
-                tracing::info!(event.id = %event.id, "event seen before; not stored again");
-                true
+                tracing::info!(event.id = %event.id, "event seen before; not stored again")
             }
             Err(error) => return Disposition::Retry(error.to_string()),
-        };
-        // Slack is noted as told only after the event is stored, so only an event seen before
-        // may have been delivered already: a new one costs no look-up.
-        if seen_before && self.state.webhook.is_some() {
-            match self.state.store.was_notified(event.id).await {
-                Ok(true) => return Disposition::Done,
-                Ok(false) => {}
-                Err(error) => return Disposition::Retry(error.to_string()),
-            }
         }
-        match self.state.deliver(channel.as_str(), text.as_str()).await {
-            Ok(Delivery::Skipped) => Disposition::Done,
-            Ok(_) => {
-                if let Err(error) = self.state.store.mark_notified(event.id).await {
-                    tracing::warn!(%error, "delivered, but could not note it; a redelivery would post again");
-                }
-                Disposition::Done
+        if self.state.webhook.is_none() {
+            return match self.state.deliver(channel.as_str(), text.as_str()).await {
+                Ok(_) => Disposition::Done,
+                Err(error) => Disposition::Retry(error.to_string()),
+            };
+        }
+        // Slack is told once per event: deliveries of a redelivered event, even at the same
+        // moment, claim it first.
+        match self
+            .state
+            .store
+            .claim_notification(event.id, CLAIM_HOLD)
+            .await
+        {
+            Ok(Notification::Claimed) => {}
+            Ok(Notification::Done) => return Disposition::Done,
+            Ok(Notification::Busy) => {
+                return Disposition::Retry("another delivery of this event is under way".into());
             }
+            Err(error) => return Disposition::Retry(error.to_string()),
+        }
+        let delivered = self.state.deliver(channel.as_str(), text.as_str()).await;
+        let noted = match &delivered {
+            Ok(_) => self.state.store.mark_notified(event.id).await,
+            Err(_) => self.state.store.release_notification(event.id).await,
+        };
+        if let Err(error) = noted {
+            tracing::warn!(%error, "could not note the delivery; a redelivery may post again");
+        }
+        match delivered {
+            Ok(_) => Disposition::Done,
             // Slack will never take this one: retrying would only repeat the refusal.
             Err(error @ DeliveryError::Rejected(_)) => Disposition::DeadLetter(error.to_string()),
             Err(error @ DeliveryError::Failed(_)) => Disposition::Retry(error.to_string()),

@@ -64,19 +64,54 @@ const LRANGE: DbOperation = DbOperation {
     query: "LRANGE {prefix}channel:{channel} ? ?",
 };
 
-const GET_NOTIFIED: DbOperation = DbOperation {
+const CLAIM_NOTIFICATION: DbOperation = DbOperation {
     system: "redis",
-    operation: "EXISTS",
+    operation: "SET",
     collection: "event",
-    query: "EXISTS {prefix}event:{id}:notified",
+    query: "EVALSHA <claim>: GET {prefix}event:{id}:notified; SET {prefix}event:{id}:notified claimed EX ?",
 };
 
 const SET_NOTIFIED: DbOperation = DbOperation {
     system: "redis",
     operation: "SET",
     collection: "event",
-    query: "SET {prefix}event:{id}:notified 1 EX ?",
+    query: "SET {prefix}event:{id}:notified done EX ?",
 };
+
+const RELEASE_NOTIFICATION: DbOperation = DbOperation {
+    system: "redis",
+    operation: "DEL",
+    collection: "event",
+    query: "EVALSHA <release>: DEL {prefix}event:{id}:notified if claimed",
+};
+
+/// Claims telling Slack about an event (KEYS[1], claimed for ARGV[1] seconds): `claimed` when
+/// this caller may deliver, `done` when Slack was told already, `busy` while another caller
+/// delivers it. (A `1` is how older releases noted a delivery.)
+const CLAIM: &str = r"
+local state = redis.call('GET', KEYS[1])
+if state == 'claimed' then return 'busy' end
+if state then return 'done' end
+redis.call('SET', KEYS[1], 'claimed', 'EX', ARGV[1])
+return 'claimed'
+";
+
+/// Gives a claim back after a delivery that did not happen.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == 'claimed' then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+/// Whether the caller may tell Slack about an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notification {
+    /// Yours to deliver: mark it done, or release it.
+    Claimed,
+    /// Slack was told already.
+    Done,
+    /// Another delivery of the event is under way.
+    Busy,
+}
 
 /// Stores the message and its event: one script, so neither is ever stored without the other.
 /// KEYS: the channel, the outbox stream; ARGV: the message, the list's last index, the event id,
@@ -106,6 +141,8 @@ pub struct MessageStore {
     prefix: String,
     store: Script,
     store_once: Script,
+    claim: Script,
+    release: Script,
 }
 
 impl MessageStore {
@@ -123,6 +160,8 @@ impl MessageStore {
             prefix: prefix.to_owned(),
             store: Script::new(STORE),
             store_once: Script::new(STORE_ONCE),
+            claim: Script::new(CLAIM),
+            release: Script::new(RELEASE),
         })
     }
 
@@ -172,18 +211,24 @@ impl MessageStore {
         Ok(())
     }
 
-    /// Stores `message` for `event` unless it was stored before; true when stored now.
+    /// Stores `message` (and its event) for `event` unless it was stored before; true when
+    /// stored now.
     pub async fn push_once(&self, event: Uuid, message: &Message) -> Result<bool, StoreError> {
         let json = serde_json::to_string(message).expect("a message serializes");
+        let (event_id, created, trace) = Self::event_arguments(message);
         let mut connection = self.connection.clone();
         let stored: i64 = LPUSH_ONCE
             .run(
                 self.store_once
-                    .key(self.event_key(event, "stored"))
                     .key(self.channel_key(&message.channel))
+                    .key(self.outbox_key())
+                    .key(self.event_key(event, "stored"))
                     .arg(json)
-                    .arg(REMEMBER_EVENTS.as_secs())
                     .arg(MAX_MESSAGES_PER_CHANNEL - 1)
+                    .arg(event_id)
+                    .arg(created)
+                    .arg(trace)
+                    .arg(REMEMBER_EVENTS.as_secs())
                     .invoke_async(&mut connection),
             )
             .await?;
@@ -208,21 +253,51 @@ impl MessageStore {
             .collect())
     }
 
-    pub async fn was_notified(&self, event: Uuid) -> Result<bool, StoreError> {
+    /// Claims telling Slack about `event` for `hold` (a delivery that takes longer loses the
+    /// claim, and the event may be told twice).
+    pub async fn claim_notification(
+        &self,
+        event: Uuid,
+        hold: Duration,
+    ) -> Result<Notification, StoreError> {
         let mut connection = self.connection.clone();
-        Ok(GET_NOTIFIED
-            .run(connection.exists(self.event_key(event, "notified")))
-            .await?)
+        let state: String = CLAIM_NOTIFICATION
+            .run(
+                self.claim
+                    .key(self.event_key(event, "notified"))
+                    .arg(hold.as_secs().max(1))
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(match state.as_str() {
+            "claimed" => Notification::Claimed,
+            "busy" => Notification::Busy,
+            _ => Notification::Done,
+        })
     }
 
+    /// Notes that Slack was told about `event`.
     pub async fn mark_notified(&self, event: Uuid) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         SET_NOTIFIED
             .run(connection.set_ex::<_, _, ()>(
                 self.event_key(event, "notified"),
-                1,
+                "done",
                 REMEMBER_EVENTS.as_secs(),
             ))
+            .await?;
+        Ok(())
+    }
+
+    /// Gives back a claim whose delivery did not happen, so the event can be told later.
+    pub async fn release_notification(&self, event: Uuid) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        RELEASE_NOTIFICATION
+            .run(
+                self.release
+                    .key(self.event_key(event, "notified"))
+                    .invoke_async::<i64>(&mut connection),
+            )
             .await?;
         Ok(())
     }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use contract::users::{NewUser, NewUserFields, User};
+use contract::users::{EmailAddress, NewUser, NewUserFields, User};
 use serde::Deserialize;
 use service_kit::params::whole_number;
 use service_kit::{JsonObject, Problem};
@@ -122,7 +122,7 @@ pub struct ListParams {
     responses(
         (status = 200, description = "Users, newest first", body = Vec<User>,
             headers(("link" = String, description = "rel=\"next\": the next page, when the page is full"))),
-        (status = 400, description = "A bad limit or before", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad limit, before or email", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -134,9 +134,13 @@ pub async fn list_users(
     let mut headers = HeaderMap::new();
     // `?email=` looks one user up (whatever the case): where an asynchronous creation lands.
     if let Some(email) = params.email.as_deref() {
+        // No user has an email that breaks the rules (nor could Postgres take a NUL in it).
+        let email = EmailAddress::parse(email).map_err(|detail| {
+            Problem::validation(vec![service_kit::FieldError::new("email", detail)])
+        })?;
         let users = state
             .store
-            .find_by_email(email)
+            .find_by_email(email.as_str())
             .await?
             .into_iter()
             .collect();

@@ -30,8 +30,9 @@ pub struct TestSlack {
     service: InProcess,
 }
 
-fn settings(options: &Options, redis: &TestRedis) -> Settings {
+fn settings(options: &Options, redis: &TestRedis, amqp_url: &str) -> Settings {
     let lookup = |name: &str| match name {
+        "AMQP_URL" => Some(amqp_url.to_owned()),
         "LISTEN_HOST" => Some("127.0.0.1".to_owned()),
         "SLACK_PORT" | "SLACK_QUEUE_PORT" => Some("0".to_owned()),
         "REDIS_URL" => Some(
@@ -79,7 +80,11 @@ pub enum Process {
 pub async fn spawn(process: Process, options: Options) -> TestSlack {
     let redis = TestRedis::new().await;
     let vhost = TestVhost::new().await;
-    let slack = settings(&options, &redis);
+    let amqp_url = match &options.amqp_address {
+        Some(address) => vhost.amqp_url_via(address),
+        None => vhost.amqp_url(),
+    };
+    let slack = settings(&options, &redis, &amqp_url);
     let (address, service) = match process {
         Process::Api => start(slack, &options),
         Process::Queue => start(
@@ -87,10 +92,7 @@ pub async fn spawn(process: Process, options: Options) -> TestSlack {
                 listen: slack.listen,
                 slack,
                 consumer: messaging::ConsumerSettings {
-                    amqp_url: match &options.amqp_address {
-                        Some(address) => vhost.amqp_url_via(address),
-                        None => vhost.amqp_url(),
-                    },
+                    amqp_url,
                     queue: messaging::topology::SLACK_QUEUE,
                     prefetch: 4,
                     max_attempts: options.max_attempts.unwrap_or(3),

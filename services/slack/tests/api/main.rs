@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod events;
 mod https;
 mod messages;
 mod openapi;

@@ -13,9 +13,15 @@ pub fn assert_announcement_trace(spans: &[Value]) -> &Value {
     assert_eq!(user["name"], "post /user");
     let insert = find(spans, "INSERT users", |s| s["name"] == "insert users");
     assert_eq!(insert["parentId"], user["id"]);
-    let producer = find(spans, "PRODUCER", |s| s["kind"] == "PRODUCER");
+    let producer = find(spans, "the PRODUCER of user.created", |s| {
+        s["kind"] == "PRODUCER" && s["name"] == "publish user.created"
+    });
     assert_eq!(producer["parentId"], user["id"]);
-    let consumer = find(spans, "CONSUMER", |s| s["kind"] == "CONSUMER");
+    // slack-queue's (the gateway's live feed consumes the event too).
+    let consumer = find(spans, "slack-queue's CONSUMER", |s| {
+        s["kind"] == "CONSUMER"
+            && s["tags"]["messaging.destination.subscription.name"] == "slack-queue.user-created"
+    });
     assert_eq!(consumer["parentId"], producer["id"]);
     assert_eq!(service(consumer), "slack-queue");
     let lpush = find(spans, "redis LPUSH", |s| s["name"] == "lpush channel");

@@ -142,3 +142,15 @@ async fn users_are_listed_newest_first_in_bounded_pages() {
         assert_eq!(app.get(bad).await.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn an_email_look_up_of_what_no_email_can_be_is_a_400_not_a_database_error() {
+    let app = spawn_app().await;
+    for email in ["%00", "not-an-email", "a%00b%40example.com"] {
+        let response = app.get(&format!("/users?email={email}")).await;
+        assert_eq!(response.status(), 400, "{email}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["pointer"], "#/email", "{email}");
+    }
+    app.stop().await;
+}
