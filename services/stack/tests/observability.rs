@@ -280,9 +280,11 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
     );
     let base = format!("http://127.0.0.1:{port}");
 
-    // Traffic with successes, client errors, asynchronous creations and a poison event.
+    // Traffic with successes, client errors, asynchronous creations and a poison event, with a
+    // client of the live feed watching.
     let client = reqwest::Client::new();
     let gateway = Environment::url(environment.gateway_port);
+    let mut watcher = test_support::FeedClient::connect(&gateway, "").await;
     let token = environment.token("prometheus");
     for n in 0..20 {
         let email = format!("observed-{n}@example.com");
@@ -323,6 +325,8 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
         .send()
         .await
         .unwrap();
+    watcher.frames(3, Duration::from_secs(10)).await;
+    drop(watcher);
     // RPC calls, and one request that gives no way to answer it.
     for email in ["observed-1%40example.com", "free%40example.com"] {
         client

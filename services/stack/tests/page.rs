@@ -1,0 +1,113 @@
+//! The page, in a real headless browser: Debian's Chromium driven by playwright-core
+//! (`services/gateway/tests/browser/page.test.mjs`) against the launcher, whose spans go to an
+//! in-test Zipkin. The driver creates a user by filling the form and clicking **Create user**,
+//! sees it in the live list within 2 s, checks the trace link against the page's own
+//! `traceparent` and the gateway's `x-trace-id`, a taken email before submitting, a field
+//! error by its field, the phone width and the keyboard, with no console error; here, Zipkin
+//! must hold that trace. Screenshots go to `target/screenshots/`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use test_support::ServiceProcess;
+use test_support::zipkin::service;
+
+mod common;
+use common::Environment;
+
+fn repository() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::test]
+async fn a_user_created_in_the_browser_is_one_trace_from_the_click_to_the_live_list() {
+    let browser = repository().join("services/gateway/tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci --prefix services/gateway/tests/browser` \
+         (scripts/test does), and `apt-get install chromium` for the browser"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: `apt-get install -y chromium chromium-driver` (scripts/test does)"
+    );
+    let environment = Environment::new().await;
+    // The gateway runs on its development secret here, so the page gets its own token.
+    let variables: Vec<(&str, String)> = environment
+        .variables()
+        .into_iter()
+        .filter(|(name, _)| *name != "JWT_SECRET")
+        .collect();
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
+    for (_, port) in environment.ports() {
+        stack
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+    let screenshots = repository().join("target/screenshots");
+    let gateway = Environment::url(environment.gateway_port);
+    let driver = {
+        let (browser, gateway, screenshots) =
+            (browser.clone(), gateway.clone(), screenshots.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg("page.test.mjs")
+                .current_dir(&browser)
+                .env("GATEWAY_URL", &gateway)
+                .env("SCREENSHOT_DIR", &screenshots)
+                .output()
+                .unwrap_or_else(|error| panic!("node cannot run ({error}): install Node.js 20"))
+        })
+        .await
+        .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&driver.stdout);
+    let stderr = String::from_utf8_lossy(&driver.stderr);
+    assert!(
+        driver.status.success(),
+        "the browser test failed:\n{stderr}\n{stdout}"
+    );
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no report from the browser test:\n{stdout}\n{stderr}"));
+    assert_eq!(report["ok"], true);
+    let trace = report["trace_id"].as_str().unwrap().to_owned();
+    assert_eq!(trace.len(), 32);
+    for shot in report["screenshots"].as_array().unwrap() {
+        assert!(Path::new(shot.as_str().unwrap()).is_file(), "{shot}");
+    }
+
+    // The trace the page started, as Zipkin received it: the click's POST /user through the
+    // gateway, the user service, and the live feed's push back to the page.
+    let spans = environment
+        .zipkin
+        .wait_for(Duration::from_secs(10), "the page's trace", |spans| {
+            let trace: Vec<&Value> = spans
+                .iter()
+                .filter(|s| s["traceId"] == trace.as_str())
+                .collect();
+            trace.iter().any(|s| {
+                s["kind"] == "SERVER" && service(s) == "gateway" && s["name"] == "post /user"
+            }) && trace
+                .iter()
+                .any(|s| s["kind"] == "SERVER" && service(s) == "user")
+                && trace.iter().any(|s| s["name"] == "send user.created")
+        })
+        .await;
+    let gateway_span = spans
+        .iter()
+        .find(|s| {
+            s["traceId"] == trace.as_str() && s["kind"] == "SERVER" && service(s) == "gateway"
+        })
+        .unwrap();
+    assert!(
+        gateway_span.get("parentId").is_some(),
+        "the gateway continued the page's traceparent: {gateway_span}"
+    );
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
+}
