@@ -1,6 +1,8 @@
 //! What the stack's end-to-end tests share: a private environment for a whole stack (its own
 //! database, vhost, Redis prefix, ports, trace receiver and fake Slack webhook), and the
 //! variables that point every process at it.
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
