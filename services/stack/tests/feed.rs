@@ -108,3 +108,57 @@ async fn the_feed_carries_each_event_with_the_trace_of_the_request_that_caused_i
     stack.terminate();
     assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
 }
+
+#[tokio::test]
+async fn five_hundred_clients_each_get_every_user_of_a_burst_of_two_hundred() {
+    let environment = Environment::new().await;
+    let mut variables = environment.variables();
+    variables.push(("RATE_LIMIT_PER_SECOND", "100000".into()));
+    variables.push(("RATE_LIMIT_BURST", "100000".into()));
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
+    for (_, port) in environment.ports() {
+        stack
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+    let gateway = Environment::url(environment.gateway_port);
+    let mut clients = futures_util::future::join_all(
+        (0..500).map(|_| FeedClient::connect(&gateway, "?types=user.created")),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let token = environment.token("burst");
+    let created = futures_util::future::join_all((0..200).map(|n| {
+        let (client, gateway, token) = (&client, &gateway, &token);
+        async move {
+            let response = client
+                .post(format!("{gateway}/user"))
+                .bearer_auth(token)
+                .json(&json!({"name": format!("burst {n}"), "email": format!("burst-{n}@example.com")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+        }
+    }))
+    .await;
+    let mut expected = created;
+    expected.sort_unstable();
+    let received = futures_util::future::join_all(clients.iter_mut().map(|client| async move {
+        let mut ids: Vec<i64> = client
+            .frames(200, Duration::from_secs(60))
+            .await
+            .iter()
+            .map(|frame| frame["user"]["id"].as_i64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }))
+    .await;
+    for (n, ids) in received.iter().enumerate() {
+        assert_eq!(ids, &expected, "client {n} did not get every user once");
+    }
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
+}
