@@ -81,6 +81,19 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
+const INSTANCE_ID: &str = "service.instance.id";
+
+/// `service.instance.id` from `OTEL_RESOURCE_ATTRIBUTES` (a pod's name, say), or a fresh UUID:
+/// the replicas of a service must tell themselves apart in traces and metrics.
+fn instance_id(config: &TelemetryConfig) -> String {
+    config
+        .resource_attributes
+        .iter()
+        .find(|(key, _)| key == INSTANCE_ID)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
 /// How long the last spans may take to leave at shutdown before they are given up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -97,6 +110,7 @@ impl Telemetry {
             .unwrap_or_else(|| default_name.to_owned());
         propagation::install(&config.propagators);
 
+        let instance = instance_id(config);
         let resource = Resource::builder_empty()
             .with_attributes(
                 config
@@ -106,6 +120,7 @@ impl Telemetry {
             )
             .with_service_name(service_name.clone())
             .with_attribute(KeyValue::new("service.version", version.to_owned()))
+            .with_attribute(KeyValue::new(INSTANCE_ID, instance.clone()))
             .build();
         let log_dispatch = Arc::new(OnceLock::new());
         let mut provider = SdkTracerProvider::builder()
@@ -147,7 +162,7 @@ impl Telemetry {
         let _ = log_dispatch.set(dispatch.downgrade());
 
         Ok(Self {
-            metrics: Metrics::new(&service_name, version),
+            metrics: Metrics::new(&service_name, version, &instance),
             service_name,
             dispatch,
             provider,

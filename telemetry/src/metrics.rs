@@ -37,7 +37,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(service: &str, version: &str) -> Self {
+    pub(crate) fn new(service: &str, version: &str, instance: &str) -> Self {
         let recorder = PrometheusBuilder::new()
             .add_global_label("service", service)
             .set_buckets_for_metric(
@@ -63,7 +63,12 @@ impl Metrics {
         metrics.record(|| {
             describe_conventional_metrics();
             metrics.process.describe();
-            gauge!("build_info", "version" => version.to_owned()).set(1.0);
+            gauge!(
+                "build_info",
+                "version" => version.to_owned(),
+                "service_instance_id" => instance.to_owned()
+            )
+            .set(1.0);
         });
         metrics
     }
@@ -141,7 +146,7 @@ fn describe_conventional_metrics() {
     );
     describe_gauge!(
         "build_info",
-        "Always 1; its labels say which service and version this process runs."
+        "Always 1; its labels say which service and version this process runs, and which replica it is (service_instance_id, as in its traces)."
     );
     describe_counter!(
         crate::amqp::PUBLISHED_MESSAGES,

@@ -197,3 +197,50 @@ fn services_sharing_a_process_keep_their_own_names_and_metrics() {
     assert_eq!(named(&spans, "alpha").service_name, "alpha");
     assert_eq!(named(&spans, "beta").service_name, "beta");
 }
+
+#[test]
+fn each_replica_names_itself_in_its_traces_and_metrics() {
+    let otlp = OtlpReceiver::start();
+    let run = |config: TelemetryConfig| {
+        let telemetry = Telemetry::init("replicated", "test", &config).unwrap();
+        let metrics = telemetry.metrics().clone();
+        telemetry
+            .run(async move {
+                tracing::info_span!("work").in_scope(|| ());
+                metrics.render()
+            })
+            .unwrap()
+    };
+    let named = run(TelemetryConfig {
+        resource_attributes: vec![("service.instance.id".into(), "pod-a".into())],
+        ..exporting_to(&otlp)
+    });
+    let (first, second) = (run(exporting_to(&otlp)), run(exporting_to(&otlp)));
+
+    let instance = |exposition: &str| {
+        let line = exposition
+            .lines()
+            .find(|line| line.starts_with("build_info{"))
+            .unwrap_or_else(|| panic!("no build_info in {exposition}"));
+        let start = line.find(r#"service_instance_id=""#).expect(line) + 21;
+        line[start..start + line[start..].find('"').unwrap()].to_owned()
+    };
+    assert_eq!(instance(&named), "pod-a");
+    let generated = [instance(&first), instance(&second)];
+    assert_ne!(generated[0], generated[1], "each process gets its own id");
+    assert!(generated.iter().all(|id| uuid::Uuid::parse_str(id).is_ok()));
+
+    let mut traced: Vec<String> = otlp
+        .spans()
+        .iter()
+        .map(|span| span.resource["service.instance.id"].clone())
+        .collect();
+    traced.sort();
+    let mut expected = vec![
+        "pod-a".to_owned(),
+        generated[0].clone(),
+        generated[1].clone(),
+    ];
+    expected.sort();
+    assert_eq!(traced, expected, "the spans carry the metrics' ids");
+}

@@ -30,6 +30,8 @@ pub struct OtlpSpan {
     /// `(trace id, span id)` of each linked span.
     pub links: Vec<(String, String)>,
     pub attributes: BTreeMap<String, String>,
+    /// Its resource's attributes (`service.instance.id`, ...).
+    pub resource: BTreeMap<String, String>,
 }
 
 pub struct OtlpReceiver {
@@ -133,6 +135,7 @@ async fn receive(State(spans): State<Arc<Mutex<Vec<OtlpSpan>>>>, body: Bytes) ->
                     .map(|link| (hex(&link.trace_id), hex(&link.span_id)))
                     .collect(),
                 attributes: attributes(&span.attributes),
+                resource: resource.clone(),
             });
         }
     }

@@ -7,13 +7,75 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use settings::SettingsError;
+use settings::{Lookup, SettingsError};
 use telemetry::{Metrics, Telemetry, TelemetryConfig, TelemetryError};
 use tokio::net::TcpListener;
 
-/// Completes when the service is asked to stop.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+use crate::probes::Stopping;
+
+/// How a process runs, whichever service it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// `SHUTDOWN_DELAY_MS` (default 0): how long a process asked to stop reports not ready
+    /// while still serving, before it drains, so that the balancers in front of it stop
+    /// sending it requests first. On Kubernetes the pod's `preStop` does this instead.
+    pub shutdown_delay: Duration,
+}
+
+impl ProcessSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&settings::Env)
+    }
+
+    pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
+        Ok(Self {
+            shutdown_delay: lookup.millis("SHUTDOWN_DELAY_MS", 0)?,
+        })
+    }
+}
+
+/// Completes when the service is asked to stop and the shutdown delay has passed; its
+/// [`Stopping`] turns as soon as the stop is asked, for the readiness probe.
+pub struct Shutdown {
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    stopping: Stopping,
+}
+
+impl Shutdown {
+    /// A stop on `signal`, after `delay` of reporting not ready.
+    pub fn new(signal: impl Future<Output = ()> + Send + 'static, delay: Duration) -> Self {
+        let stopping = Stopping::default();
+        let raised = stopping.clone();
+        let signal = Box::pin(async move {
+            signal.await;
+            raised.raise();
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "asked to stop: not ready, draining after the delay"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        });
+        Self { signal, stopping }
+    }
+
+    /// What the readiness probe reads.
+    pub fn stopping(&self) -> Stopping {
+        self.stopping.clone()
+    }
+}
+
+impl Future for Shutdown {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.signal.as_mut().poll(cx)
+    }
+}
 
 type Running = Pin<Box<dyn Future<Output = Result<(), LaunchError>> + Send>>;
 
@@ -58,6 +120,7 @@ pub struct Launch {
     name: &'static str,
     address: SocketAddr,
     telemetry: Telemetry,
+    shutdown_delay: Duration,
     start: Box<dyn FnOnce(Shutdown) -> Running + Send>,
 }
 
@@ -107,8 +170,15 @@ impl Launch {
             name: S::NAME,
             address,
             telemetry,
+            shutdown_delay: Duration::ZERO,
             start,
         })
+    }
+
+    /// Applies what [`ProcessSettings`] say of how it stops.
+    pub fn with(mut self, process: &ProcessSettings) -> Self {
+        self.shutdown_delay = process.shutdown_delay;
+        self
     }
 
     /// The service's own name (not `OTEL_SERVICE_NAME`'s).
@@ -121,24 +191,27 @@ impl Launch {
         self.address
     }
 
-    /// Runs the service on a runtime of its own until `shutdown` completes and it has drained,
-    /// then flushes its last spans. Blocks the calling thread.
-    pub fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), LaunchError> {
-        let running = (self.start)(Box::pin(shutdown));
+    /// Runs the service on a runtime of its own until `signal` completes (then it reports not
+    /// ready for the shutdown delay) and it has drained, then flushes its last spans. Blocks the
+    /// calling thread.
+    pub fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), LaunchError> {
+        let running = (self.start)(Shutdown::new(signal, self.shutdown_delay));
         self.telemetry.run(running)?
     }
 }
 
-/// The `main` of a service binary: reads the telemetry configuration, runs the service until
-/// SIGTERM or Ctrl-C, and exits non-zero with the reason on any failure.
+/// The `main` of a service binary: reads the telemetry configuration and the process settings,
+/// runs the service until SIGTERM or Ctrl-C, and exits non-zero with the reason on any failure.
 pub fn main<S: Service>(settings: Result<S, SettingsError>) -> ExitCode {
     let outcome = settings
         .map_err(LaunchError::from)
-        .and_then(|service| Ok((service, TelemetryConfig::from_env()?)))
-        .and_then(|(service, config)| Launch::new(service, &config))
+        .and_then(|service| {
+            let process = ProcessSettings::from_env()?;
+            Ok((service, TelemetryConfig::from_env()?, process))
+        })
+        .and_then(|(service, config, process)| {
+            Launch::new(service, &config).map(|launch| launch.with(&process))
+        })
         .and_then(|launch| launch.run(crate::serve::shutdown_signal()));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,5 +219,46 @@ pub fn main<S: Service>(settings: Result<S, SettingsError>) -> ExitCode {
             eprintln!("{}: {error}", S::NAME);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_reports_not_ready_at_once_and_completes_after_the_delay() {
+        let (ask, asked) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = Shutdown::new(
+            async move {
+                let _ = asked.await;
+            },
+            Duration::from_secs(5),
+        );
+        let stopping = shutdown.stopping();
+        let shutdown = tokio::spawn(shutdown);
+        tokio::task::yield_now().await;
+        assert!(!stopping.is_raised() && !shutdown.is_finished());
+
+        ask.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(stopping.is_raised(), "not ready as soon as asked");
+        assert!(!shutdown.is_finished(), "still serving during the delay");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(shutdown.is_finished());
+    }
+
+    #[test]
+    fn the_delay_is_read_in_milliseconds() {
+        let set = |name: &str| (name == "SHUTDOWN_DELAY_MS").then(|| "1500".to_owned());
+        assert_eq!(
+            ProcessSettings::from_lookup(&set).unwrap().shutdown_delay,
+            Duration::from_millis(1500)
+        );
+        let unset = |_: &str| None;
+        assert_eq!(
+            ProcessSettings::from_lookup(&unset).unwrap().shutdown_delay,
+            Duration::ZERO
+        );
     }
 }

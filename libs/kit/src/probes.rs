@@ -66,9 +66,24 @@ pub fn readiness(outcome: Result<(), String>) -> Response {
 )]
 pub struct ProbesDoc;
 
-/// `GET /health/live` (the process answers) and `GET /health/ready` (its dependencies answer
-/// too: `ready` says which one does not, and the probe then answers 503).
-pub fn health<S, F, Fut>(ready: F) -> Router<S>
+/// Whether the process has been asked to stop: from then on it reports not ready, so that the
+/// balancers in front of it stop sending it requests while it still serves and then drains.
+#[derive(Debug, Clone, Default)]
+pub struct Stopping(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Stopping {
+    pub fn raise(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `GET /health/live` (the process answers) and `GET /health/ready` (it is not stopping and
+/// its dependencies answer: `ready` says which one does not, and the probe then answers 503).
+pub fn health<S, F, Fut>(stopping: Stopping, ready: F) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
@@ -76,7 +91,12 @@ where
 {
     Router::new().route("/health/live", get(live)).route(
         "/health/ready",
-        get(move || async move { readiness(ready().await) }),
+        get(move || async move {
+            if stopping.is_raised() {
+                return readiness(Err("stopping".to_owned()));
+            }
+            readiness(ready().await)
+        }),
     )
 }
 
@@ -85,10 +105,11 @@ pub type Consuming = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// `/health/live` and `/health/ready` for a process that needs `dependency` (answering `check`)
 /// and, when it is a consumer, to be consuming.
-pub fn dependency_health<S, F, Fut, E>(
+fn dependency_health<S, F, Fut, E>(
     dependency: &'static str,
     check: F,
     consuming: Option<Consuming>,
+    stopping: Stopping,
 ) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -96,7 +117,7 @@ where
     Fut: Future<Output = Result<(), E>> + Send,
     E: std::fmt::Display,
 {
-    health(move || {
+    health(stopping, move || {
         let (check, consuming) = (check.clone(), consuming.clone());
         async move {
             if let Some(consuming) = consuming
@@ -109,8 +130,8 @@ where
     })
 }
 
-/// `/health/live`, `/health/ready` (the process's one `dependency` answers `check`, and its
-/// consumer consumes when it has one) and `/metrics`: what every process serves beside its API.
+/// `/health/live`, `/health/ready` (the process is not stopping, its one `dependency` answers
+/// `check`, and its consumer consumes when it has one) and `/metrics`: what every process serves beside its API.
 /// They stay out of the request telemetry: probes and scrapes are not traffic, and would flood
 /// the trace store.
 pub fn operational<F, Fut, E>(
@@ -118,13 +139,14 @@ pub fn operational<F, Fut, E>(
     check: F,
     consumer: Option<Consuming>,
     metrics: &telemetry::Metrics,
+    stopping: Stopping,
 ) -> Router
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send,
     E: std::fmt::Display,
 {
-    dependency_health(dependency, check, consumer).merge(metrics.router())
+    dependency_health(dependency, check, consumer, stopping).merge(metrics.router())
 }
 
 /// How long a readiness check waits for a dependency.
@@ -153,4 +175,28 @@ pub(crate) async fn not_found() -> Response {
 
 pub(crate) async fn method_not_allowed() -> Response {
     Problem::method_not_allowed().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    async fn ready(router: &Router) -> StatusCode {
+        let request = Request::get("/health/ready").body(Body::empty()).unwrap();
+        router.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_stopping_process_is_alive_but_not_ready() {
+        let stopping = Stopping::default();
+        let router: Router = health(stopping.clone(), || async { Ok(()) });
+        assert_eq!(ready(&router).await, StatusCode::OK);
+        stopping.raise();
+        assert_eq!(ready(&router).await, StatusCode::SERVICE_UNAVAILABLE);
+        let live = Request::get("/health/live").body(Body::empty()).unwrap();
+        assert_eq!(router.oneshot(live).await.unwrap().status(), StatusCode::OK);
+    }
 }

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use messaging::SharedPublisher;
 use messaging::rpc::RpcClient;
 use messaging::topology::USER_QUEUE;
+use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -90,7 +91,12 @@ fn state(settings: &Settings, feed: Arc<Feed>) -> AppState {
     }
 }
 
-pub fn app(settings: &Settings, metrics: &Metrics, feed: Arc<Feed>) -> (Router, RateLimit) {
+pub fn app(
+    settings: &Settings,
+    metrics: &Metrics,
+    feed: Arc<Feed>,
+    stopping: Stopping,
+) -> (Router, RateLimit) {
     let authenticator = Authenticator::new(&settings.token_key, &settings.audience);
     let limits = RateLimit::new(settings.rate_per_second, settings.rate_burst);
     let api = Router::new()
@@ -120,7 +126,7 @@ pub fn app(settings: &Settings, metrics: &Metrics, feed: Arc<Feed>) -> (Router, 
         .with_state(state(settings, feed));
     // Liveness and readiness of the gateway itself, which holds no state: `/health` is the
     // stack's.
-    let probes = service_kit::probes::health(|| async { Ok(()) })
+    let probes = service_kit::probes::health(stopping, || async { Ok(()) })
         .merge(metrics.router())
         .merge(service_kit::openapi_route(
             <ApiDoc as utoipa::OpenApi>::openapi(),
@@ -163,7 +169,7 @@ impl Service for Settings {
             Arc::clone(&feed),
             service_kit::serve::stopped(feed_stopping),
         ));
-        let (app, limits) = app(&self, &metrics, feed);
+        let (app, limits) = app(&self, &metrics, feed, shutdown.stopping());
         let forgetting = tokio::spawn(limits.forget_idle_clients());
         tracing::info!(address = %listener.local_addr()?, "gateway listening");
         // The feed's clients are told to go when the gateway is asked to stop: their

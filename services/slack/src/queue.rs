@@ -126,12 +126,17 @@ impl Service for QueueSettings {
             status.clone(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = operational(&state.store, Some(status.into()), &metrics)
-            // `/ping` as the HTTP services answer it, for the gateway's health check.
-            .merge(service_kit::probes::ping())
-            .merge(service_kit::openapi_route(
-                service_kit::probes_only_openapi(Self::NAME, Self::VERSION),
-            ));
+        let app = operational(
+            &state.store,
+            Some(status.into()),
+            &metrics,
+            shutdown.stopping(),
+        )
+        // `/ping` as the HTTP services answer it, for the gateway's health check.
+        .merge(service_kit::probes::ping())
+        .merge(service_kit::openapi_route(
+            service_kit::probes_only_openapi(Self::NAME, Self::VERSION),
+        ));
         tracing::info!(address = %listener.local_addr()?, "slack-queue listening");
         let served = service_kit::serve::serve(listener, app, async move {
             shutdown.await;

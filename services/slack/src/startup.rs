@@ -3,6 +3,7 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -26,6 +27,7 @@ pub fn operational(
     store: &MessageStore,
     consumer: Option<service_kit::probes::Consuming>,
     metrics: &Metrics,
+    stopping: Stopping,
 ) -> Router {
     let store = store.clone();
     service_kit::probes::operational(
@@ -36,6 +38,7 @@ pub fn operational(
         },
         consumer,
         metrics,
+        stopping,
     )
 }
 
@@ -55,10 +58,10 @@ pub fn operational(
 )]
 pub struct ApiDoc;
 
-pub fn app(state: AppState, metrics: &Metrics) -> Router {
-    let probes = operational(&state.store, None, metrics).merge(service_kit::openapi_route(
-        <ApiDoc as utoipa::OpenApi>::openapi(),
-    ));
+pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
+    let probes = operational(&state.store, None, metrics, stopping).merge(
+        service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
+    );
     let api = Router::new()
         .route("/", post(routes::post_message))
         .route("/messages", get(routes::list_messages))
@@ -95,7 +98,7 @@ impl Service for Settings {
             self.amqp_url.clone(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = app(state, &metrics);
+        let app = app(state, &metrics, shutdown.stopping());
         tracing::info!(
             address = %listener.local_addr()?,
             redis = %telemetry::redact_url(&self.redis_url),

@@ -9,27 +9,31 @@ mod supervisor;
 
 use std::process::ExitCode;
 
+use service_kit::launch::ProcessSettings;
 use service_kit::{Launch, LaunchError, Service};
 use telemetry::TelemetryConfig;
 
 fn launch<S: Service>(
     settings: Result<S, settings::SettingsError>,
     config: &TelemetryConfig,
+    process: &ProcessSettings,
 ) -> Result<Launch, String> {
     settings
         .map_err(LaunchError::from)
         .and_then(|service| Launch::new(service, config))
+        .map(|launch| launch.with(process))
         .map_err(|error| format!("{}: {error}", S::NAME))
 }
 
 /// The gateway, then the services behind it (stopped after the gateway has drained).
 fn launches(config: &TelemetryConfig) -> Result<(Vec<Launch>, Vec<Launch>), String> {
-    let front = vec![launch(gateway::Settings::from_env(), config)?];
+    let process = ProcessSettings::from_env().map_err(|error| error.to_string())?;
+    let front = vec![launch(gateway::Settings::from_env(), config, &process)?];
     let back = vec![
-        launch(user::Settings::from_env(), config)?,
-        launch(slack::Settings::from_env(), config)?,
-        launch(user::QueueSettings::from_env(), config)?,
-        launch(slack::QueueSettings::from_env(), config)?,
+        launch(user::Settings::from_env(), config, &process)?,
+        launch(slack::Settings::from_env(), config, &process)?,
+        launch(user::QueueSettings::from_env(), config, &process)?,
+        launch(slack::QueueSettings::from_env(), config, &process)?,
     ];
     Ok((front, back))
 }

@@ -85,7 +85,11 @@ async fn the_feed_carries_each_event_with_the_trace_of_the_request_that_caused_i
     let spans = environment
         .zipkin
         .wait_for(Duration::from_secs(10), "the feed's spans", |spans| {
-            let has = |name: &str| spans.iter().any(|s| s["traceId"] == TRACE && s["name"] == name);
+            let has = |name: &str| {
+                spans
+                    .iter()
+                    .any(|s| s["traceId"] == TRACE && s["name"] == name)
+            };
             // Each process exports on its own clock.
             has("publish user.created") && has("process user.created") && has("send user.created")
         })

@@ -4,10 +4,9 @@
 //! the running stack, after traffic with errors and asynchronous events, so that every target is
 //! up and every PromQL expression of every dashboard panel and rule returns at least one series.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -92,42 +91,7 @@ fn the_compose_file_parses_and_gives_each_service_only_variables_it_reads() {
     compose.apply_merge().unwrap();
     let compose: Value = serde_json::to_value(compose).unwrap();
 
-    // The variables a process reads, learnt by letting it read an empty environment.
-    fn reads(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<String> {
-        let names = Mutex::new(BTreeSet::new());
-        read(&|name: &str| {
-            names.lock().unwrap().insert(name.to_owned());
-            None
-        });
-        names.into_inner().unwrap()
-    }
-    let telemetry = reads(|lookup| {
-        let _ = telemetry::TelemetryConfig::from_lookup(lookup);
-    });
-    let services: BTreeMap<&str, BTreeSet<String>> = [
-        (
-            "gateway",
-            reads(|lookup| drop(gateway::Settings::from_lookup(&lookup))),
-        ),
-        (
-            "user",
-            reads(|lookup| drop(user::Settings::from_lookup(&lookup))),
-        ),
-        (
-            "user-queue",
-            reads(|lookup| drop(user::QueueSettings::from_lookup(&lookup))),
-        ),
-        (
-            "slack",
-            reads(|lookup| drop(slack::Settings::from_lookup(&lookup))),
-        ),
-        (
-            "slack-queue",
-            reads(|lookup| drop(slack::QueueSettings::from_lookup(&lookup))),
-        ),
-    ]
-    .into_iter()
-    .collect();
+    let (telemetry, services) = common::variables_read();
     for (service, own) in &services {
         let environment = compose["services"][service]["environment"]
             .as_object()

@@ -105,7 +105,7 @@ impl Service for QueueSettings {
             status.clone(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = operational(&store, Some(status.into()), &metrics)
+        let app = operational(&store, Some(status.into()), &metrics, shutdown.stopping())
             // `/ping` as the HTTP services answer it, for the gateway's health check.
             .merge(service_kit::probes::ping())
             .merge(service_kit::openapi_route(

@@ -3,6 +3,7 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -48,6 +49,7 @@ pub fn operational(
     store: &UserStore,
     consumer: Option<service_kit::probes::Consuming>,
     metrics: &Metrics,
+    stopping: Stopping,
 ) -> Router {
     let store = store.clone();
     service_kit::probes::operational(
@@ -58,15 +60,16 @@ pub fn operational(
         },
         consumer,
         metrics,
+        stopping,
     )
 }
 
 /// The service's router: the API, traced and measured, then the probes, `/metrics` and
 /// `/openapi.json`.
-pub fn app(state: AppState, metrics: &Metrics) -> Router {
-    let probes = operational(&state.store, None, metrics).merge(service_kit::openapi_route(
-        <ApiDoc as utoipa::OpenApi>::openapi(),
-    ));
+pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
+    let probes = operational(&state.store, None, metrics, stopping).merge(
+        service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
+    );
     let api = Router::new()
         .route("/user", post(routes::create_user))
         .route("/user/{id}", get(routes::get_user))
@@ -115,7 +118,7 @@ impl Service for Settings {
             ConsumerStatus::default(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = app(AppState { store }, &metrics);
+        let app = app(AppState { store }, &metrics, shutdown.stopping());
         tracing::info!(address = %listener.local_addr()?, "user service listening");
         let served = service_kit::serve::serve(listener, app, shutdown).await;
         let _ = stop.send(true);

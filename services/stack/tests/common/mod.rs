@@ -4,6 +4,8 @@
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use test_support::{FakeWebhook, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port};
@@ -85,4 +87,48 @@ impl Environment {
             Duration::from_secs(300),
         )
     }
+}
+
+/// The variables a process reads, learnt by letting it read an empty environment.
+fn reads(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<String> {
+    let names = Mutex::new(BTreeSet::new());
+    read(&|name: &str| {
+        names.lock().unwrap().insert(name.to_owned());
+        None
+    });
+    names.into_inner().unwrap()
+}
+
+/// What every process reads (telemetry and how it runs), and what each reads of its own: a
+/// deployment file may set only these.
+pub fn variables_read() -> (BTreeSet<String>, BTreeMap<&'static str, BTreeSet<String>>) {
+    let mut shared = reads(|lookup| drop(telemetry::TelemetryConfig::from_lookup(lookup)));
+    shared.extend(reads(|lookup| {
+        drop(service_kit::launch::ProcessSettings::from_lookup(&lookup))
+    }));
+    let services = [
+        (
+            "gateway",
+            reads(|lookup| drop(gateway::Settings::from_lookup(&lookup))),
+        ),
+        (
+            "user",
+            reads(|lookup| drop(user::Settings::from_lookup(&lookup))),
+        ),
+        (
+            "user-queue",
+            reads(|lookup| drop(user::QueueSettings::from_lookup(&lookup))),
+        ),
+        (
+            "slack",
+            reads(|lookup| drop(slack::Settings::from_lookup(&lookup))),
+        ),
+        (
+            "slack-queue",
+            reads(|lookup| drop(slack::QueueSettings::from_lookup(&lookup))),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    (shared, services)
 }
