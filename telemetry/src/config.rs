@@ -158,8 +158,11 @@ fn traces_exporter(
 
 /// `OTEL_TRACES_SAMPLER` and its ratio, `OTEL_TRACES_SAMPLER_ARG`.
 fn sampler(lookup: &(impl Lookup + ?Sized)) -> Result<SamplerKind, SettingsError> {
+    // Read whatever the sampler, so that a deployment's variables can be checked against
+    // what the process reads; checked only for the samplers that take a ratio.
+    let given = lookup.text("OTEL_TRACES_SAMPLER_ARG");
     let ratio = || -> Result<f64, SettingsError> {
-        match lookup.text("OTEL_TRACES_SAMPLER_ARG") {
+        match given.clone() {
             None => Ok(1.0),
             Some(value) => value
                 .parse::<f64>()

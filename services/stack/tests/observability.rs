@@ -5,7 +5,6 @@
 //! up and every PromQL expression of every dashboard panel and rule returns at least one series.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,27 +12,7 @@ use serde_json::{Value, json};
 use test_support::{ServiceProcess, free_port};
 
 mod common;
-use common::Environment;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Runs `tool` with `args` in the repository, panicking with its output unless it succeeds.
-fn run(tool: &str, install: &str, args: &[&str]) -> String {
-    let output = Command::new(tool)
-        .args(args)
-        .current_dir(repository())
-        .output()
-        .unwrap_or_else(|error| panic!("{tool} cannot run ({error}); install it with `{install}`"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{tool} {args:?} failed:\n{text}");
-    text
-}
+use common::{Environment, repository, run};
 
 const PROMETHEUS: &str = "apt-get install prometheus";
 

@@ -15,11 +15,7 @@ use test_support::ServiceProcess;
 use test_support::zipkin::service;
 
 mod common;
-use common::Environment;
-
-fn repository() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{Environment, repository};
 
 #[tokio::test]
 async fn a_user_created_in_the_browser_is_one_trace_from_the_click_to_the_live_list() {

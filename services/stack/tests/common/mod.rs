@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -131,4 +133,26 @@ pub fn variables_read() -> (BTreeSet<String>, BTreeMap<&'static str, BTreeSet<St
     .into_iter()
     .collect();
     (shared, services)
+}
+
+/// The repository's root.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `tool` with `args` in the repository, panicking with its output (or with how to
+/// `install` it) unless it succeeds.
+pub fn run(tool: &str, install: &str, args: &[&str]) -> String {
+    let output = Command::new(tool)
+        .args(args)
+        .current_dir(repository())
+        .output()
+        .unwrap_or_else(|error| panic!("{tool} cannot run ({error}); install it with `{install}`"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{tool} {args:?} failed:\n{text}");
+    text
 }
