@@ -190,7 +190,7 @@ fn environment(container: &Value, objects: &[Value]) -> BTreeMap<String, String>
     };
     list(&container["env"])
         .iter()
-        .filter_map(|variable| {
+        .map(|variable| {
             let name = variable["name"].as_str().unwrap().to_owned();
             let from = &variable["valueFrom"];
             let value = if let Some(value) = variable["value"].as_str() {
@@ -216,7 +216,7 @@ fn environment(container: &Value, objects: &[Value]) -> BTreeMap<String, String>
             } else {
                 panic!("{name}: a source this test does not know: {from}");
             };
-            Some((name, value))
+            (name, value)
         })
         .filter(|(_, value)| !value.is_empty())
         .collect()
@@ -569,9 +569,12 @@ enum Peer {
     External,
 }
 
+/// A pod's labels and its ports by name.
+type Pod = (BTreeMap<String, String>, BTreeMap<String, u64>);
+
 struct Cluster {
     namespace: String,
-    pods: BTreeMap<Peer, (BTreeMap<String, String>, BTreeMap<String, u64>)>,
+    pods: BTreeMap<Peer, Pod>,
     policies: Vec<Value>,
 }
 
