@@ -1,8 +1,10 @@
 //! Test helpers shared by the crates of the workspace (a dev-dependency only): in-test trace
 //! receivers that speak Zipkin's v2 JSON API and OTLP/HTTP, the rules every Zipkin span must
-//! satisfy, a database, a vhost and a Redis key prefix per test, a proxy to cut a dependency,
+//! satisfy, a database, a vhost and a Redis key prefix per test, a proxy to cut a dependency, a
+//! balancer routing to ready replicas as a Kubernetes Service does,
 //! a fake Slack webhook, and a runner for service binaries.
 
+pub mod balancer;
 pub mod feed;
 pub mod openapi;
 pub mod otlp;
@@ -16,6 +18,7 @@ pub mod tls;
 pub mod webhook;
 pub mod zipkin;
 
+pub use balancer::Balancer;
 pub use feed::FeedClient;
 pub use otlp::{OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;

@@ -66,7 +66,13 @@ pub struct Exit {
 impl ServiceProcess {
     /// Starts `binary` with only `PATH` and `envs` in its environment.
     pub fn spawn(binary: &str, envs: &[(&str, String)]) -> Self {
+        Self::spawn_with(binary, &[], envs)
+    }
+
+    /// The same, with `args`.
+    pub fn spawn_with(binary: &str, args: &[&str], envs: &[(&str, String)]) -> Self {
         let mut child = Command::new(binary)
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))

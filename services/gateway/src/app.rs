@@ -123,15 +123,18 @@ pub fn app(
             limits.clone(),
             rate_limit::limit,
         ))
-        .with_state(state(settings, feed));
-    // Liveness and readiness of the gateway itself, which holds no state: `/health` is the
-    // stack's.
-    let probes = service_kit::probes::health(stopping, || async { Ok(()) })
-        .merge(metrics.router())
-        .merge(service_kit::openapi_route(
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ))
-        .merge(SwaggerUi::new("/docs").config(Config::from("/openapi.json")));
+        .with_state(state(settings, Arc::clone(&feed)));
+    // Liveness and readiness of the gateway itself: ready while it reaches the broker, which
+    // its creations, RPC calls and live feed all need; `/health` is the whole stack's.
+    let probes = service_kit::probes::health(stopping, move || {
+        let feed = Arc::clone(&feed);
+        async move { feed.ready() }
+    })
+    .merge(metrics.router())
+    .merge(service_kit::openapi_route(
+        <ApiDoc as utoipa::OpenApi>::openapi(),
+    ))
+    .merge(SwaggerUi::new("/docs").config(Config::from("/openapi.json")));
     let router = telemetry::instrument(service_kit::conventions(api))
         .merge(probes)
         .layer(cors(&settings.cors_origins));

@@ -12,7 +12,7 @@
 //! the broker are not replayed to its clients.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -57,6 +57,9 @@ pub struct Feed {
     max_connections: usize,
     ping_interval: Duration,
     stopping: watch::Receiver<bool>,
+    /// Whether its consumer is consuming: the gateway's readiness (without the broker it can
+    /// neither feed its clients nor take creations or RPC calls).
+    consuming: AtomicBool,
 }
 
 impl Feed {
@@ -71,6 +74,16 @@ impl Feed {
             max_connections,
             ping_interval,
             stopping,
+            consuming: AtomicBool::new(false),
+        }
+    }
+
+    /// Readiness: `Err` while the feed does not consume.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.consuming.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("rabbitmq: the live feed is not consuming".to_owned())
         }
     }
 }
@@ -94,6 +107,7 @@ pub async fn consume(
                 return;
             }
         };
+        feed.consuming.store(false, Ordering::Relaxed);
         if let Err(error) = consumed {
             tracing::warn!(%error, "the live feed lost the broker; reconnecting");
         }
@@ -150,6 +164,7 @@ async fn consume_on(connection: &lapin::Connection, feed: &Feed) -> lapin::Resul
             FieldTable::default(),
         )
         .await?;
+    feed.consuming.store(true, Ordering::Relaxed);
     tracing::info!(%queue, "the live feed is consuming");
     while let Some(delivery) = deliveries.next().await {
         let delivery = delivery?;

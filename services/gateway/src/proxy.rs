@@ -1,6 +1,7 @@
 //! Routing a request to a service: same method, path, query, body and content type; back come
 //! the service's status, body and headers that matter to the client. A service that does not
-//! answer in time is a 504, one that cannot be reached a 502, both naming the service.
+//! answer in time is a 504, one that cannot be reached a 502, both naming the service. A
+//! request that lost its connection is sent again when that is harmless.
 
 use std::time::Duration;
 
@@ -31,6 +32,23 @@ const RESPONSE_HEADERS: [HeaderName; 5] = [
     header::RETRY_AFTER,
     HeaderName::from_static(REQUEST_ID),
 ];
+
+/// Attempts at a request whose connection failed. A replica that stops closes its idle
+/// keep-alive connections, and one may be taken for a request just then; the next attempt
+/// takes another (or a new) connection, which the balancer in front of the replicas sends to
+/// one that is ready.
+const ATTEMPTS: usize = 3;
+
+/// Whether a failed attempt may be made again: when it never connected, or when it lost its
+/// connection and repeating it does no harm (an idempotent method, or an `Idempotency-Key`).
+/// A timeout is not: the service may still be working on it.
+fn worth_another(error: &reqwest_middleware::Error, repeatable: bool) -> bool {
+    match NoAnswer::of(error) {
+        NoAnswer::Connect => true,
+        NoAnswer::Other => repeatable,
+        NoAnswer::Timeout | NoAnswer::Tls(_) => false,
+    }
+}
 
 #[derive(Clone)]
 pub struct Proxy {
@@ -77,7 +95,22 @@ impl Proxy {
         if let Some(Subject(subject)) = parts.extensions.get::<Subject>() {
             outgoing = outgoing.header(ENDUSER, subject);
         }
-        let response = match outgoing.send().await {
+        let repeatable =
+            parts.method.is_idempotent() || parts.headers.contains_key(IDEMPOTENCY_KEY);
+        let mut attempt = 1;
+        let response = loop {
+            let sent = match outgoing.try_clone() {
+                Some(again) => again.send().await,
+                None => break outgoing.send().await,
+            };
+            match sent {
+                Err(error) if attempt < ATTEMPTS && worth_another(&error, repeatable) => {
+                    attempt += 1;
+                }
+                sent => break sent,
+            }
+        };
+        let response = match response {
             Ok(response) => response,
             Err(error) => return unreachable(upstream, error, self.timeout),
         };

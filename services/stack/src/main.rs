@@ -1,6 +1,8 @@
 //! Runs every service of the stack in one process, each on its default port with its own
 //! runtime and telemetry pipeline (so each exports spans under its own name and serves its own
 //! `/metrics`), against the local Postgres, Redis and RabbitMQ: the no-Docker way to run it all.
+//! `stack user user-queue` runs only the services named (a second replica of them, say, on
+//! other ports).
 //!
 //! Configuration is the same environment each service reads on its own, except that
 //! `OTEL_SERVICE_NAME` is ignored here: every service keeps its own name.
@@ -25,16 +27,38 @@ fn launch<S: Service>(
         .map_err(|error| format!("{}: {error}", S::NAME))
 }
 
-/// The gateway, then the services behind it (stopped after the gateway has drained).
-fn launches(config: &TelemetryConfig) -> Result<(Vec<Launch>, Vec<Launch>), String> {
+/// The services it can run, in the order it starts them.
+const SERVICES: [&str; 5] = ["gateway", "user", "slack", "user-queue", "slack-queue"];
+
+/// The services `named` (all when none is), the gateway apart: the front, then the services
+/// behind it (stopped after the gateway has drained).
+fn launches(
+    named: &[String],
+    config: &TelemetryConfig,
+) -> Result<(Vec<Launch>, Vec<Launch>), String> {
+    if let Some(unknown) = named.iter().find(|name| !SERVICES.contains(&name.as_str())) {
+        return Err(format!(
+            "no service {unknown:?}; the services are {}",
+            SERVICES.join(", ")
+        ));
+    }
     let process = ProcessSettings::from_env().map_err(|error| error.to_string())?;
-    let front = vec![launch(gateway::Settings::from_env(), config, &process)?];
-    let back = vec![
-        launch(user::Settings::from_env(), config, &process)?,
-        launch(slack::Settings::from_env(), config, &process)?,
-        launch(user::QueueSettings::from_env(), config, &process)?,
-        launch(slack::QueueSettings::from_env(), config, &process)?,
-    ];
+    let wanted = |name: &str| named.is_empty() || named.iter().any(|named| named == name);
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    for name in SERVICES.into_iter().filter(|name| wanted(name)) {
+        let launch = match name {
+            "gateway" => launch(gateway::Settings::from_env(), config, &process)?,
+            "user" => launch(user::Settings::from_env(), config, &process)?,
+            "slack" => launch(slack::Settings::from_env(), config, &process)?,
+            "user-queue" => launch(user::QueueSettings::from_env(), config, &process)?,
+            _ => launch(slack::QueueSettings::from_env(), config, &process)?,
+        };
+        if name == "gateway" {
+            front.push(launch);
+        } else {
+            back.push(launch);
+        }
+    }
     Ok((front, back))
 }
 
@@ -47,7 +71,8 @@ fn main() -> ExitCode {
                 service_name: None,
                 ..config
             };
-            Ok((launches(&config)?, config))
+            let named: Vec<String> = std::env::args().skip(1).collect();
+            Ok((launches(&named, &config)?, config))
         });
     let ((front, back), config) = match prepared {
         Ok(prepared) => prepared,

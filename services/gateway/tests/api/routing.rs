@@ -145,3 +145,46 @@ async fn upstream_failures_are_502_and_504_problems_naming_the_service() {
     assert!(metrics.contains(r#"status="connect""#), "{metrics}");
     assert!(metrics.contains(r#"status="timeout""#), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_request_that_loses_its_connection_is_sent_again_only_when_that_is_harmless() {
+    let user = echo().await;
+    let proxy = test_support::TcpProxy::start(user.url.trim_start_matches("http://"));
+    let gateway = spawn_gateway(&[("USER_URL", format!("http://{}", proxy.address()))]).await;
+    let create = |key: Option<&str>| {
+        let request = gateway
+            .client
+            .post(gateway.url("/user"))
+            .bearer_auth(token("ada"))
+            .json(&json!({"name": "Ada", "email": "ada@example.com"}));
+        match key {
+            Some(key) => request.header("idempotency-key", key),
+            None => request,
+        }
+    };
+
+    // The connection drops after the request reached the service, as when a stopping replica
+    // closes it: a read is sent again, and so is a creation with an Idempotency-Key.
+    proxy.drop_answer_to(b"GET /user/7");
+    let read = gateway
+        .client
+        .get(gateway.url("/user/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 201, "the echo's answer came back");
+    proxy.drop_answer_to(b"POST /user");
+    let keyed = create(Some("5b0c7a1e-2f4d-4c1b-9a7e-3d2f1e0c9b8a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 201);
+
+    // Without a key the creation may have happened: the client is told, not the service asked
+    // twice.
+    proxy.drop_answer_to(b"POST /user");
+    let unkeyed = create(None).send().await.unwrap();
+    assert_eq!(unkeyed.status(), 502);
+    let problem: Value = unkeyed.json().await.unwrap();
+    assert_eq!(problem["detail"], "user cannot be reached");
+}
