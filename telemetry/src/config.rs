@@ -20,6 +20,17 @@ pub enum TracesExporter {
     None,
 }
 
+/// Where log records go, besides the log lines on standard output (`OTEL_LOGS_EXPORTER`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogsExporter {
+    /// OTLP over HTTP with protobuf bodies, to this full `/v1/logs` URL.
+    Otlp { endpoint: String },
+    /// One JSON line per record on standard output, as OpenTelemetry sees it.
+    Console,
+    /// Log lines only (the default).
+    None,
+}
+
 /// A context propagation format named in `OTEL_PROPAGATORS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PropagatorKind {
@@ -59,6 +70,7 @@ pub struct TelemetryConfig {
     /// `OTEL_RESOURCE_ATTRIBUTES`, as `key=value` pairs.
     pub resource_attributes: Vec<(String, String)>,
     pub exporter: TracesExporter,
+    pub logs_exporter: LogsExporter,
     /// Upper bound of one export request (`OTEL_EXPORTER_OTLP_TIMEOUT` / `_ZIPKIN_TIMEOUT`, ms).
     pub export_timeout: Duration,
     pub sampler: SamplerKind,
@@ -89,6 +101,7 @@ impl TelemetryConfig {
             service_name: lookup.text("OTEL_SERVICE_NAME"),
             resource_attributes: resource_attributes(lookup)?,
             exporter,
+            logs_exporter: logs_exporter(lookup)?,
             export_timeout,
             sampler: sampler(lookup)?,
             propagators: propagators(lookup)?,
@@ -103,11 +116,21 @@ impl TelemetryConfig {
             service_name: None,
             resource_attributes: Vec::new(),
             exporter: TracesExporter::None,
+            logs_exporter: LogsExporter::None,
             export_timeout: DEFAULT_EXPORT_TIMEOUT,
             sampler: SamplerKind::ParentBasedAlwaysOn,
             propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
             log_format: LogFormat::Text,
             log_filter: "warn".to_owned(),
+        }
+    }
+
+    /// Where log records go, in words, for reports of a failing export.
+    pub fn logs_destination(&self) -> String {
+        match &self.logs_exporter {
+            LogsExporter::Otlp { endpoint } => format!("OTLP/HTTP {endpoint}"),
+            LogsExporter::Console => "standard output".to_owned(),
+            LogsExporter::None => "nowhere (OTEL_LOGS_EXPORTER=none)".to_owned(),
         }
     }
 
@@ -128,9 +151,10 @@ fn traces_exporter(
 ) -> Result<(TracesExporter, Duration), SettingsError> {
     let exporter = match lookup.text("OTEL_TRACES_EXPORTER").as_deref() {
         None | Some("otlp") => TracesExporter::Otlp {
-            endpoint: otlp_traces_endpoint(
+            endpoint: otlp_endpoint(
                 lookup.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
                 lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                "traces",
             ),
         },
         Some("zipkin") => TracesExporter::Zipkin {
@@ -237,13 +261,34 @@ fn logs(lookup: &(impl Lookup + ?Sized)) -> Result<(LogFormat, String), Settings
     Ok((format, filter))
 }
 
-/// The per-signal variable is used as is; the generic one is a base URL that gets `/v1/traces`.
-fn otlp_traces_endpoint(traces: Option<String>, base: Option<String>) -> String {
-    match (traces, base) {
-        (Some(traces), _) => traces,
+/// `OTEL_LOGS_EXPORTER` (`none` by default) and its endpoint.
+fn logs_exporter(lookup: &(impl Lookup + ?Sized)) -> Result<LogsExporter, SettingsError> {
+    // Read whatever the exporter, as the sampler's ratio is.
+    let endpoint = otlp_endpoint(
+        lookup.text("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
+        lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "logs",
+    );
+    match lookup.text("OTEL_LOGS_EXPORTER").as_deref() {
+        None | Some("none") => Ok(LogsExporter::None),
+        Some("otlp") => Ok(LogsExporter::Otlp { endpoint }),
+        Some("console") => Ok(LogsExporter::Console),
+        Some(other) => Err(SettingsError::new(
+            "OTEL_LOGS_EXPORTER",
+            other,
+            "expected one of otlp, console, none",
+        )),
+    }
+}
+
+/// The per-signal variable is used as is; the generic one is a base URL that gets
+/// `/v1/<signal>`.
+fn otlp_endpoint(own: Option<String>, base: Option<String>, signal: &str) -> String {
+    match (own, base) {
+        (Some(own), _) => own,
         (None, base) => {
             let base = base.unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned());
-            format!("{}/v1/traces", base.trim_end_matches('/'))
+            format!("{}/v1/{signal}", base.trim_end_matches('/'))
         }
     }
 }
@@ -406,5 +451,43 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(error.variable, "OTEL_TRACES_SAMPLER_ARG");
+    }
+
+    #[test]
+    fn log_records_are_exported_only_when_asked() {
+        assert_eq!(config(&[]).unwrap().logs_exporter, LogsExporter::None);
+        assert_eq!(
+            config(&[
+                ("OTEL_LOGS_EXPORTER", "otlp"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ])
+            .unwrap()
+            .logs_exporter,
+            LogsExporter::Otlp {
+                endpoint: "http://collector:4318/v1/logs".into()
+            }
+        );
+        assert_eq!(
+            config(&[
+                ("OTEL_LOGS_EXPORTER", "otlp"),
+                (
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "http://logs:4318/v1/logs"
+                ),
+            ])
+            .unwrap()
+            .logs_exporter,
+            LogsExporter::Otlp {
+                endpoint: "http://logs:4318/v1/logs".into()
+            }
+        );
+        assert_eq!(
+            config(&[("OTEL_LOGS_EXPORTER", "console")])
+                .unwrap()
+                .logs_exporter,
+            LogsExporter::Console
+        );
+        let error = config(&[("OTEL_LOGS_EXPORTER", "loki")]).unwrap_err();
+        assert_eq!(error.variable, "OTEL_LOGS_EXPORTER");
     }
 }

@@ -1,5 +1,6 @@
-//! Span exporters: the choice made by `OTEL_TRACES_EXPORTER`, a console exporter for local
-//! debugging, and the wrapper that reports a failing collector once instead of on every batch.
+//! Exporters: for spans the choice made by `OTEL_TRACES_EXPORTER`, for log records the one
+//! made by `OTEL_LOGS_EXPORTER`, console exporters for local debugging, and the wrapper that
+//! reports a failing collector once instead of on every batch.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,10 +10,11 @@ use std::time::Duration;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tracing::dispatcher::WeakDispatch;
 
-use crate::config::TracesExporter;
+use crate::config::{LogsExporter, TracesExporter};
 use crate::zipkin::ZipkinExporter;
 
 /// The exporter chosen by configuration; `None` when spans are not exported at all.
@@ -78,18 +80,49 @@ impl SpanExporter for ConfiguredExporter {
 pub(crate) struct ReportingExporter<E> {
     inner: E,
     destination: String,
+    /// `trace` or `log`.
+    signal: &'static str,
     failing: AtomicBool,
     /// The service's log pipeline; exports run on the SDK's own thread, which has none.
     log: Arc<OnceLock<WeakDispatch>>,
 }
 
 impl<E> ReportingExporter<E> {
-    pub(crate) fn new(inner: E, destination: String, log: Arc<OnceLock<WeakDispatch>>) -> Self {
+    pub(crate) fn new(
+        inner: E,
+        signal: &'static str,
+        destination: String,
+        log: Arc<OnceLock<WeakDispatch>>,
+    ) -> Self {
         Self {
             inner,
             destination,
+            signal,
             failing: AtomicBool::new(false),
             log,
+        }
+    }
+
+    /// Reports the outcome of exporting `items` records, as the type says.
+    fn note(&self, result: &OTelSdkResult, items: usize) {
+        match result {
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => self.log(|| {
+                tracing::warn!(
+                    signal = self.signal,
+                    destination = %self.destination,
+                    %error,
+                    items,
+                    "export failed; records are dropped until it succeeds again (reported once)"
+                )
+            }),
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => self.log(|| {
+                tracing::info!(
+                    signal = self.signal,
+                    destination = %self.destination,
+                    "export recovered"
+                )
+            }),
+            _ => {}
         }
     }
 
@@ -113,20 +146,7 @@ impl<E: SpanExporter> SpanExporter for ReportingExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
         let result = self.inner.export(batch).await;
-        match &result {
-            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => self.log(|| {
-                tracing::warn!(
-                    destination = %self.destination,
-                    %error,
-                    spans,
-                    "trace export failed; spans are dropped until it succeeds again \
-                     (reported once)"
-                )
-            }),
-            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => self
-                .log(|| tracing::info!(destination = %self.destination, "trace export recovered")),
-            _ => {}
-        }
+        self.note(&result, spans);
         result
     }
 
@@ -140,6 +160,108 @@ impl<E: SpanExporter> SpanExporter for ReportingExporter<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+impl<E: LogExporter> LogExporter for ReportingExporter<E> {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        let records = batch.iter().count();
+        let result = self.inner.export(batch).await;
+        self.note(&result, records);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The log exporter chosen by configuration; `None` when records are not exported.
+#[derive(Debug)]
+pub(crate) enum ConfiguredLogExporter {
+    Otlp(opentelemetry_otlp::LogExporter),
+    Console(ConsoleLogExporter),
+}
+
+impl ConfiguredLogExporter {
+    pub(crate) fn build(
+        choice: &LogsExporter,
+        timeout: Duration,
+    ) -> Result<Option<Self>, opentelemetry_otlp::ExporterBuildError> {
+        Ok(match choice {
+            LogsExporter::Otlp { endpoint } => Some(Self::Otlp(
+                opentelemetry_otlp::LogExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_endpoint(endpoint.clone())
+                    .with_timeout(timeout)
+                    .build()?,
+            )),
+            LogsExporter::Console => Some(Self::Console(ConsoleLogExporter::default())),
+            LogsExporter::None => None,
+        })
+    }
+}
+
+impl LogExporter for ConfiguredLogExporter {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        match self {
+            Self::Otlp(exporter) => exporter.export(batch).await,
+            Self::Console(exporter) => exporter.export(batch).await,
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            Self::Otlp(exporter) => exporter.shutdown_with_timeout(timeout),
+            Self::Console(_) => Ok(()),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Self::Otlp(exporter) => exporter.set_resource(resource),
+            Self::Console(exporter) => exporter.set_resource(resource),
+        }
+    }
+}
+
+/// Writes each log record as one JSON line on standard output, with its trace context.
+#[derive(Debug, Default)]
+pub(crate) struct ConsoleLogExporter {
+    service_name: String,
+}
+
+impl LogExporter for ConsoleLogExporter {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for (record, _) in batch.iter() {
+            let attributes: serde_json::Map<String, serde_json::Value> = record
+                .attributes_iter()
+                .map(|(key, value)| (key.to_string(), format!("{value:?}").into()))
+                .collect();
+            let context = record.trace_context();
+            let line = serde_json::json!({
+                "log": record.body().map(|body| format!("{body:?}")),
+                "service": self.service_name,
+                "severity": record.severity_text(),
+                "trace_id": context.map(|context| context.trace_id.to_string()),
+                "span_id": context.map(|context| context.span_id.to_string()),
+                "attributes": attributes,
+            });
+            writeln!(out, "{line}")
+                .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.service_name = crate::zipkin::service_name(resource);
     }
 }
 
@@ -233,6 +355,7 @@ mod tests {
                 failures: 4,
                 calls: AtomicUsize::new(0),
             },
+            "trace",
             "http://collector".into(),
             log,
         );

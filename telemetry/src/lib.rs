@@ -41,17 +41,20 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use config::{LogFormat, PropagatorKind, SamplerKind, TelemetryConfig, TracesExporter};
+pub use config::{
+    LogFormat, LogsExporter, PropagatorKind, SamplerKind, TelemetryConfig, TracesExporter,
+};
 pub use http_server::{TRACE_ID_HEADER, instrument};
 pub use metrics::Metrics;
 
-use export::{ConfiguredExporter, ReportingExporter};
+use export::{ConfiguredExporter, ConfiguredLogExporter, ReportingExporter};
 use logs::JsonLogLayer;
 
 /// Why telemetry could not start.
@@ -70,6 +73,8 @@ pub struct Telemetry {
     service_name: String,
     dispatch: Dispatch,
     provider: SdkTracerProvider,
+    /// Exports log records over OpenTelemetry, when `OTEL_LOGS_EXPORTER` asks for it.
+    logger: Option<SdkLoggerProvider>,
     metrics: Metrics,
 }
 
@@ -124,17 +129,32 @@ impl Telemetry {
             .build();
         let log_dispatch = Arc::new(OnceLock::new());
         let mut provider = SdkTracerProvider::builder()
-            .with_resource(resource)
+            .with_resource(resource.clone())
             .with_sampler(sampler(config.sampler));
         let exporter = ConfiguredExporter::build(&config.exporter, config.export_timeout)?;
         if let Some(exporter) = exporter {
             provider = provider.with_batch_exporter(ReportingExporter::new(
                 exporter,
+                "trace",
                 config.destination(),
                 Arc::clone(&log_dispatch),
             ));
         }
         let provider = provider.build();
+        // Records go through a bounded batch queue on the SDK's own thread, as spans do: a
+        // full queue drops records, never blocks the request that logs.
+        let logger = ConfiguredLogExporter::build(&config.logs_exporter, config.export_timeout)?
+            .map(|exporter| {
+                SdkLoggerProvider::builder()
+                    .with_resource(resource)
+                    .with_batch_exporter(ReportingExporter::new(
+                        exporter,
+                        "log",
+                        config.logs_destination(),
+                        Arc::clone(&log_dispatch),
+                    ))
+                    .build()
+            });
 
         // Spans at INFO and above are traced whatever RUST_LOG says: it filters log lines only.
         let traces = tracing_opentelemetry::layer()
@@ -155,8 +175,15 @@ impl Telemetry {
                 .boxed(),
             LogFormat::Json => JsonLogLayer::new(&service_name).boxed(),
         };
+        // The same records, with the trace and span ids of the span they were written in (the
+        // traces layer makes its context current on enter) and the service's resource.
+        let log_records = logger.as_ref().map(|logger| {
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(logger)
+                .with_filter(EnvFilter::new(&config.log_filter))
+        });
         let subscriber = Registry::default()
             .with(log_lines.with_filter(EnvFilter::new(&config.log_filter)))
+            .with(log_records)
             .with(traces);
         let dispatch = Dispatch::new(subscriber);
         let _ = log_dispatch.set(dispatch.downgrade());
@@ -166,6 +193,7 @@ impl Telemetry {
             service_name,
             dispatch,
             provider,
+            logger,
         })
     }
 
@@ -222,14 +250,22 @@ impl Telemetry {
         }
     }
 
-    /// Exports the spans still queued and stops the exporter. This blocks, and runs outside
-    /// any tokio runtime: the exporter has its own thread, so no runtime worker can be starved
-    /// of the flush it waits for.
+    /// Exports the spans and log records still queued and stops the exporters. This blocks,
+    /// and runs outside any tokio runtime: the exporters have their own threads, so no runtime
+    /// worker can be starved of the flush it waits for.
     fn shutdown(self) {
         if let Err(error) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
             tracing::dispatcher::with_default(
                 &self.dispatch,
                 || tracing::warn!(%error, "could not flush the last spans"),
+            );
+        }
+        if let Some(logger) = self.logger
+            && let Err(error) = logger.shutdown_with_timeout(FLUSH_TIMEOUT)
+        {
+            tracing::dispatcher::with_default(
+                &self.dispatch,
+                || tracing::warn!(%error, "could not flush the last log records"),
             );
         }
     }

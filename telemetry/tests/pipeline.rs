@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use opentelemetry::trace::TraceContextExt;
-use telemetry::{Telemetry, TelemetryConfig, TracesExporter, amqp};
+use telemetry::{LogsExporter, Telemetry, TelemetryConfig, TracesExporter, amqp};
 use test_support::{OtlpReceiver, OtlpSpan};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -243,4 +243,47 @@ fn each_replica_names_itself_in_its_traces_and_metrics() {
     ];
     expected.sort();
     assert_eq!(traced, expected, "the spans carry the metrics' ids");
+}
+
+#[test]
+fn log_records_reach_the_collector_with_the_trace_of_the_span_they_were_written_in() {
+    let otlp = OtlpReceiver::start();
+    let config = TelemetryConfig {
+        logs_exporter: LogsExporter::Otlp {
+            endpoint: format!("{}/v1/logs", otlp.base_url()),
+        },
+        log_filter: "info".into(),
+        resource_attributes: vec![("service.instance.id".into(), "pod-a".into())],
+        ..exporting_to(&otlp)
+    };
+    let telemetry = Telemetry::init("logging", "test", &config).unwrap();
+    let inside = telemetry
+        .run(async {
+            let span = tracing::info_span!("work");
+            let inside = ids(&span);
+            span.in_scope(|| tracing::warn!(user_id = 7, "the user was slow to answer"));
+            tracing::info!("between requests");
+            tracing::debug!("filtered out by RUST_LOG");
+            inside
+        })
+        .unwrap();
+
+    let logs = otlp.logs();
+    assert_eq!(logs.len(), 2, "{logs:#?}");
+    let slow = logs
+        .iter()
+        .find(|log| log.body == "the user was slow to answer")
+        .unwrap();
+    assert_eq!((slow.trace_id.clone(), slow.span_id.clone()), inside);
+    assert_eq!(slow.severity, "WARN");
+    assert_eq!(slow.attributes["user_id"], "7");
+    assert_eq!(slow.resource["service.name"], "logging");
+    assert_eq!(slow.resource["service.instance.id"], "pod-a");
+    let between = logs
+        .iter()
+        .find(|log| log.body == "between requests")
+        .unwrap();
+    assert_eq!(between.trace_id, "", "outside a span a record has no trace");
+    // The span the record was written in reached the collector too.
+    assert!(otlp.spans().iter().any(|span| span.span_id == inside.1));
 }

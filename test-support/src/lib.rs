@@ -20,7 +20,7 @@ pub mod zipkin;
 
 pub use balancer::Balancer;
 pub use feed::FeedClient;
-pub use otlp::{OtlpReceiver, OtlpSpan};
+pub use otlp::{OtlpLog, OtlpReceiver, OtlpSpan};
 pub use postgres::TestDatabase;
 pub use process::{InProcess, ServiceProcess, Stopped, free_port, wait_until_ready};
 pub use proxy::TcpProxy;

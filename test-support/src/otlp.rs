@@ -1,5 +1,6 @@
-//! An in-test OTLP/HTTP receiver (`POST /v1/traces`, protobuf), flattening what it gets into
-//! [`OtlpSpan`]s that tests can assert on, links included (Zipkin has no links).
+//! An in-test OTLP/HTTP receiver (`POST /v1/traces` and `POST /v1/logs`, protobuf), flattening
+//! what it gets into [`OtlpSpan`]s (links included: Zipkin has no links) and [`OtlpLog`]s that
+//! tests can assert on.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -34,9 +36,27 @@ pub struct OtlpSpan {
     pub resource: BTreeMap<String, String>,
 }
 
+/// One received log record, with ids in lower-case hex (empty outside a span).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpLog {
+    pub body: String,
+    pub severity: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Its resource's attributes (`service.name`, `service.instance.id`, ...).
+    pub resource: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Default)]
+struct Received {
+    spans: Arc<Mutex<Vec<OtlpSpan>>>,
+    logs: Arc<Mutex<Vec<OtlpLog>>>,
+}
+
 pub struct OtlpReceiver {
     server: TestServer,
-    spans: Arc<Mutex<Vec<OtlpSpan>>>,
+    received: Received,
 }
 
 impl OtlpReceiver {
@@ -50,16 +70,17 @@ impl OtlpReceiver {
     }
 
     fn serve(ca: Option<&TestCa>) -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
+        let received = Received::default();
         let router = Router::new()
             .route("/v1/traces", post(receive))
-            .with_state(Arc::clone(&spans));
+            .route("/v1/logs", post(receive_logs))
+            .with_state(received.clone());
         Self {
             server: match ca {
                 Some(ca) => TestServer::start_tls(router, ca),
                 None => TestServer::start(router),
             },
-            spans,
+            received,
         }
     }
 
@@ -69,7 +90,11 @@ impl OtlpReceiver {
     }
 
     pub fn spans(&self) -> Vec<OtlpSpan> {
-        self.spans.lock().unwrap().clone()
+        self.received.spans.lock().unwrap().clone()
+    }
+
+    pub fn logs(&self) -> Vec<OtlpLog> {
+        self.received.logs.lock().unwrap().clone()
     }
 }
 
@@ -106,11 +131,39 @@ fn kind(kind: i32) -> &'static str {
     }
 }
 
-async fn receive(State(spans): State<Arc<Mutex<Vec<OtlpSpan>>>>, body: Bytes) -> StatusCode {
+async fn receive_logs(State(received): State<Received>, body: Bytes) -> StatusCode {
+    let Ok(request) = ExportLogsServiceRequest::decode(body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut logs = received.logs.lock().unwrap();
+    for resource_logs in request.resource_logs {
+        let resource = resource_logs
+            .resource
+            .map(|resource| attributes(&resource.attributes))
+            .unwrap_or_default();
+        for record in resource_logs
+            .scope_logs
+            .into_iter()
+            .flat_map(|scope| scope.log_records)
+        {
+            logs.push(OtlpLog {
+                body: text(record.body.as_ref()),
+                severity: record.severity_text,
+                trace_id: hex(&record.trace_id),
+                span_id: hex(&record.span_id),
+                attributes: attributes(&record.attributes),
+                resource: resource.clone(),
+            });
+        }
+    }
+    StatusCode::OK
+}
+
+async fn receive(State(received): State<Received>, body: Bytes) -> StatusCode {
     let Ok(request) = ExportTraceServiceRequest::decode(body) else {
         return StatusCode::BAD_REQUEST;
     };
-    let mut received = spans.lock().unwrap();
+    let mut received = received.spans.lock().unwrap();
     for resource_spans in request.resource_spans {
         let resource = resource_spans
             .resource

@@ -160,3 +160,72 @@ async fn every_documented_operation_answers_as_documented() {
     stack.terminate();
     assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
 }
+
+#[tokio::test]
+async fn the_log_records_of_a_request_reach_the_collector_with_its_trace() {
+    let environment = Environment::new().await;
+    let otlp = test_support::OtlpReceiver::start();
+    let mut variables = environment.variables();
+    variables.extend([
+        ("OTEL_TRACES_EXPORTER", "otlp".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.base_url()),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "200".to_owned()),
+    ]);
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
+    for (_, port) in environment.ports() {
+        stack
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+    let created = reqwest::Client::new()
+        .post(format!("{}/user", Environment::url(environment.gateway_port)))
+        .bearer_auth(environment.token("logger"))
+        .json(&json!({"name": "logged", "email": "logged@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let trace = created.headers()["x-trace-id"].to_str().unwrap().to_owned();
+
+    // The user service's record of the creation and slack-queue's of the announcement, each
+    // in a span of that trace that the collector got too.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let wanted = [("user", "user created"), ("slack-queue", "new user announced")];
+    loop {
+        let (logs, spans) = (otlp.logs(), otlp.spans());
+        let found = wanted.iter().all(|(service, body)| {
+            logs.iter().any(|log| {
+                log.resource["service.name"] == *service
+                    && log.body == *body
+                    && log.trace_id == trace
+                    && spans.iter().any(|span| {
+                        span.span_id == log.span_id && span.service_name == *service
+                    })
+            })
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no records {wanted:?} in trace {trace} among {:#?}",
+            logs.iter()
+                .map(|log| (&log.resource["service.name"], &log.body, &log.trace_id))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let user_record = otlp
+        .logs()
+        .into_iter()
+        .find(|log| log.body == "user created")
+        .unwrap();
+    assert_eq!(user_record.severity, "INFO");
+    assert!(user_record.attributes.contains_key("user.id"), "{user_record:?}");
+    assert!(user_record.resource.contains_key("service.instance.id"));
+
+    stack.terminate();
+    let exit = stack.wait(Duration::from_secs(20)).await;
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+}
