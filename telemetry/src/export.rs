@@ -183,7 +183,8 @@ impl<E: LogExporter> LogExporter for ReportingExporter<E> {
 /// The log exporter chosen by configuration; `None` when records are not exported.
 #[derive(Debug)]
 pub(crate) enum ConfiguredLogExporter {
-    Otlp(opentelemetry_otlp::LogExporter),
+    // Boxed: built once, and far larger than the console one.
+    Otlp(Box<opentelemetry_otlp::LogExporter>),
     Console(ConsoleLogExporter),
 }
 
@@ -193,14 +194,14 @@ impl ConfiguredLogExporter {
         timeout: Duration,
     ) -> Result<Option<Self>, opentelemetry_otlp::ExporterBuildError> {
         Ok(match choice {
-            LogsExporter::Otlp { endpoint } => Some(Self::Otlp(
+            LogsExporter::Otlp { endpoint } => Some(Self::Otlp(Box::new(
                 opentelemetry_otlp::LogExporter::builder()
                     .with_http()
                     .with_protocol(Protocol::HttpBinary)
                     .with_endpoint(endpoint.clone())
                     .with_timeout(timeout)
                     .build()?,
-            )),
+            ))),
             LogsExporter::Console => Some(Self::Console(ConsoleLogExporter::default())),
             LogsExporter::None => None,
         })
