@@ -552,11 +552,13 @@ fn production_is_replicated_autoscaled_budgeted_spread_scraped_and_keeps_credent
         .map(|map| map["data"]["config.yaml"].as_str().unwrap().to_owned())
         .unwrap();
     let collector: Value = serde_yaml::from_str(&collector_config).unwrap();
-    let processors = list(&collector["service"]["pipelines"]["traces"]["processors"]);
-    assert!(
-        processors.contains(&json!("k8sattributes")),
-        "{processors:?}"
-    );
+    for signal in ["traces", "logs"] {
+        let processors = list(&collector["service"]["pipelines"][signal]["processors"]);
+        assert!(
+            processors.contains(&json!("k8sattributes")),
+            "{signal}: {processors:?}"
+        );
+    }
 }
 
 /// One end of a flow.
@@ -797,11 +799,13 @@ fn flows_used(overlay: &str, objects: &[Value], namespace: &str) -> BTreeSet<(Pe
         pod("gateway"),
         8100,
     ));
-    // The tools: otel-collector/ and grafana/'s data sources, prometheus/'s scrape of RabbitMQ,
+    // The tools: otel-collector/'s exporters and grafana's data sources, prometheus/'s scrape of RabbitMQ,
     // and dev's gateway for a NodePort or a port-forward.
     let tools: &[(&str, &str, u64)] = match overlay {
         "dev" => &[
             ("otel-collector", "zipkin", 9411),
+            ("otel-collector", "loki", 3100),
+            ("grafana", "loki", 3100),
             ("grafana", "prometheus", 9090),
             ("grafana", "zipkin", 9411),
             ("prometheus", "rabbitmq", 15692),

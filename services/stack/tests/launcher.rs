@@ -179,7 +179,10 @@ async fn the_log_records_of_a_request_reach_the_collector_with_its_trace() {
             .await;
     }
     let created = reqwest::Client::new()
-        .post(format!("{}/user", Environment::url(environment.gateway_port)))
+        .post(format!(
+            "{}/user",
+            Environment::url(environment.gateway_port)
+        ))
         .bearer_auth(environment.token("logger"))
         .json(&json!({"name": "logged", "email": "logged@example.com"}))
         .send()
@@ -191,7 +194,10 @@ async fn the_log_records_of_a_request_reach_the_collector_with_its_trace() {
     // The user service's record of the creation and slack-queue's of the announcement, each
     // in a span of that trace that the collector got too.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let wanted = [("user", "user created"), ("slack-queue", "new user announced")];
+    let wanted = [
+        ("user", "user created"),
+        ("slack-queue", "new user announced"),
+    ];
     loop {
         let (logs, spans) = (otlp.logs(), otlp.spans());
         let found = wanted.iter().all(|(service, body)| {
@@ -199,9 +205,9 @@ async fn the_log_records_of_a_request_reach_the_collector_with_its_trace() {
                 log.resource["service.name"] == *service
                     && log.body == *body
                     && log.trace_id == trace
-                    && spans.iter().any(|span| {
-                        span.span_id == log.span_id && span.service_name == *service
-                    })
+                    && spans
+                        .iter()
+                        .any(|span| span.span_id == log.span_id && span.service_name == *service)
             })
         });
         if found {
@@ -222,7 +228,10 @@ async fn the_log_records_of_a_request_reach_the_collector_with_its_trace() {
         .find(|log| log.body == "user created")
         .unwrap();
     assert_eq!(user_record.severity, "INFO");
-    assert!(user_record.attributes.contains_key("user.id"), "{user_record:?}");
+    assert!(
+        user_record.attributes.contains_key("user.id"),
+        "{user_record:?}"
+    );
     assert!(user_record.resource.contains_key("service.instance.id"));
 
     stack.terminate();

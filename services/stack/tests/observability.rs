@@ -553,7 +553,7 @@ fn the_image_builds_only_the_shipped_binaries_stripped_with_cached_dependencies(
 }
 
 #[test]
-fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
+fn the_collector_takes_otlp_and_sends_traces_to_zipkin_and_logs_to_loki() {
     let text = std::fs::read_to_string(repository().join("otel-collector/config.yaml")).unwrap();
     let config: Value =
         serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
@@ -561,24 +561,104 @@ fn the_collector_takes_otlp_and_exports_every_trace_to_zipkin() {
         config["receivers"]["otlp"]["protocols"]["http"]["endpoint"],
         "0.0.0.0:4318"
     );
+    let pipelines = config["service"]["pipelines"].as_object().unwrap();
+    let exporters_of = |signal: &str| pipelines[signal]["exporters"].clone();
+    assert_eq!(exporters_of("traces"), json!(["zipkin"]));
+    assert_eq!(exporters_of("logs"), json!(["otlphttp/loki"]));
+    // Every component a pipeline names is defined.
+    for (signal, pipeline) in pipelines {
+        for (part, section) in [
+            ("receivers", "receivers"),
+            ("processors", "processors"),
+            ("exporters", "exporters"),
+        ] {
+            for name in pipeline[part].as_array().unwrap() {
+                let name = name.as_str().unwrap();
+                assert!(
+                    config[section].get(name).is_some(),
+                    "the {signal} pipeline's {name} is not defined"
+                );
+            }
+        }
+    }
+    // Every exporter sends to a compose service, on a port that service's image listens on.
+    let compose = compose();
+    let listens = [("zipkin", "9411"), ("loki", "3100")];
+    for (name, exporter) in config["exporters"].as_object().unwrap() {
+        let endpoint = exporter["endpoint"].as_str().unwrap();
+        let url = reqwest::Url::parse(endpoint).unwrap();
+        let host = url.host_str().unwrap();
+        assert!(
+            compose["services"].get(host).is_some(),
+            "{name} sends to {host}, which compose does not run"
+        );
+        let port = url.port().unwrap().to_string();
+        assert!(
+            listens.contains(&(host, port.as_str())),
+            "{name} sends to {host}:{port}"
+        );
+    }
     assert_eq!(
         config["exporters"]["zipkin"]["endpoint"],
         "http://zipkin:9411/api/v2/spans"
     );
-    let pipeline = &config["service"]["pipelines"]["traces"];
-    assert_eq!(pipeline["receivers"], json!(["otlp"]));
-    assert_eq!(pipeline["exporters"], json!(["zipkin"]));
-    for processor in pipeline["processors"].as_array().unwrap() {
-        let name = processor.as_str().unwrap();
-        assert!(
-            config["processors"].get(name).is_some(),
-            "{name} is not configured"
-        );
-    }
-    // The services export where the collector listens.
-    let compose = compose();
+    assert_eq!(
+        config["exporters"]["otlphttp/loki"]["endpoint"],
+        "http://loki:3100/otlp"
+    );
+    // The services export traces and logs where the collector listens.
     assert_eq!(
         compose["x-stack"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
         "http://otel-collector:4318"
     );
+    assert_eq!(
+        compose["x-stack"]["environment"]["OTEL_LOGS_EXPORTER"],
+        "otlp"
+    );
+    let loki = &compose["services"]["loki"];
+    assert!(
+        loki["volumes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("./loki/config.yaml:/etc/loki/config.yaml:ro"))
+    );
+}
+
+#[test]
+fn grafana_leads_from_a_trace_to_its_logs_and_from_a_log_record_to_its_trace() {
+    let text = std::fs::read_to_string(
+        repository().join("dashboards/provisioning/datasources/datasources.yml"),
+    )
+    .unwrap();
+    let provisioned: Value =
+        serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
+    let sources: std::collections::BTreeMap<&str, &Value> = provisioned["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|source| (source["uid"].as_str().unwrap(), source))
+        .collect();
+    let compose = compose();
+    for (uid, source) in &sources {
+        let url = reqwest::Url::parse(source["url"].as_str().unwrap()).unwrap();
+        assert!(
+            compose["services"].get(url.host_str().unwrap()).is_some(),
+            "the {uid} data source points at no compose service"
+        );
+    }
+    let to_logs = &sources["zipkin"]["jsonData"]["tracesToLogsV2"];
+    assert_eq!(to_logs["datasourceUid"], "loki");
+    // `$$` is a literal `$` to Grafana's provisioning: the query gets the trace's id.
+    assert!(
+        to_logs["query"]
+            .as_str()
+            .unwrap()
+            .contains(r#"trace_id="$${__trace.traceId}""#),
+        "{to_logs}"
+    );
+    let derived = &sources["loki"]["jsonData"]["derivedFields"][0];
+    assert_eq!(derived["datasourceUid"], "zipkin");
+    assert_eq!(derived["matcherType"], "label");
+    // The structured metadata Loki keeps of an OTLP record's trace id.
+    assert_eq!(derived["matcherRegex"], "trace_id");
 }
