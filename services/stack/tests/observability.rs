@@ -102,6 +102,197 @@ fn rules(file: &str) -> Vec<Value> {
 
 /// The queries that must return series: every dashboard target, every recording rule, and
 /// every alert's conditions without their thresholds (a healthy stack breaks none of them).
+/// A panel's expression with its dashboard variables at "All", as Grafana sends it by default.
+fn with_all(expression: &str) -> String {
+    expression.replace("$service", ".+")
+}
+
+fn dashboards() -> Vec<Value> {
+    let mut dashboards: Vec<(std::path::PathBuf, Value)> =
+        std::fs::read_dir(repository().join("dashboards/json"))
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let dashboard = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                    .unwrap_or_else(|error| panic!("{path:?}: {error}"));
+                (path, dashboard)
+            })
+            .collect();
+    dashboards.sort_by(|a, b| a.0.cmp(&b.0));
+    dashboards
+        .into_iter()
+        .map(|(_, dashboard)| dashboard)
+        .collect()
+}
+
+/// What a panel's title says it shows: a latency, or errors of some kind.
+fn latency_or_errors(title: &str) -> bool {
+    let title = title.to_lowercase();
+    [
+        "latency",
+        "error",
+        "failed",
+        "retries",
+        "dead letters",
+        "lag",
+    ]
+    .iter()
+    .any(|word| title.contains(word))
+}
+
+/// A data link's URL with Grafana's variables replaced: the series' labels (percent-encoded when
+/// asked), its value, the time range and the dashboard's `zipkin` variable.
+fn render_link(
+    url: &str,
+    labels: &serde_json::Map<String, Value>,
+    value: &str,
+    zipkin: &str,
+) -> String {
+    let mut rendered = url
+        .replace("${zipkin}", zipkin)
+        .replace("${__value.raw}", value)
+        .replace("${__to}", "1764633600000")
+        .replace("${__range_ms}", "3600000");
+    for (name, label) in labels {
+        let label = label.as_str().unwrap();
+        let encoded: String = reqwest::Url::parse_with_params("http://x/", [("v", label)])
+            .unwrap()
+            .query()
+            .unwrap()
+            .trim_start_matches("v=")
+            .replace('+', "%20");
+        rendered = rendered
+            .replace(
+                &format!("${{__field.labels.{name}:percentencode}}"),
+                &encoded,
+            )
+            .replace(&format!("${{__field.labels.{name}}}"), label);
+    }
+    assert!(
+        !rendered.contains("${"),
+        "an unresolved variable in {rendered}"
+    );
+    rendered
+}
+
+/// A series' name in its panel: the target's legend with the series' labels.
+fn legend(format: &str, labels: &serde_json::Map<String, Value>) -> String {
+    let mut shown = format.to_owned();
+    for (name, value) in labels {
+        shown = shown.replace(&format!("{{{{{name}}}}}"), value.as_str().unwrap());
+    }
+    shown
+}
+
+/// The data links of the series named `shown`: the panel's, unless an override by name
+/// (`byRegexp`) replaces them.
+fn links_of(panel: &Value, shown: &str) -> Vec<Value> {
+    let mut links = panel["fieldConfig"]["defaults"]["links"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for rule in panel["fieldConfig"]["overrides"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let matcher = &rule["matcher"];
+        assert_eq!(
+            matcher["id"], "byRegexp",
+            "an override this test cannot apply"
+        );
+        let pattern = matcher["options"].as_str().unwrap();
+        if regex::Regex::new(pattern).unwrap().is_match(shown) {
+            for property in rule["properties"].as_array().unwrap() {
+                if property["id"] == "links" {
+                    links = property["value"].as_array().cloned().unwrap();
+                }
+            }
+        }
+    }
+    links
+}
+
+#[test]
+fn every_latency_and_error_panel_links_to_its_traces_in_zipkin() {
+    for dashboard in dashboards() {
+        let title = dashboard["title"].as_str().unwrap();
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut linked = false;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let name = panel["title"].as_str().unwrap();
+            let links = panel["fieldConfig"]["defaults"]["links"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if latency_or_errors(name) {
+                assert!(!links.is_empty(), "{title} / {name} links to no trace");
+            }
+            for link in &links {
+                linked = true;
+                let url = link["url"].as_str().unwrap();
+                assert!(
+                    url.starts_with("${zipkin}/?serviceName="),
+                    "{title} / {name}: {url}"
+                );
+                assert!(
+                    url.contains("&endTs=${__to}&lookback=${__range_ms}"),
+                    "{name}: {url}"
+                );
+                if url.contains("minDuration=${__value.raw}") {
+                    // The value is Zipkin's minDuration: whole microseconds.
+                    assert_eq!(panel["fieldConfig"]["defaults"]["unit"], "µs", "{name}");
+                    for target in panel["targets"].as_array().unwrap() {
+                        let expression = target["expr"].as_str().unwrap();
+                        assert!(
+                            expression.starts_with("round(1e6 * "),
+                            "{name}: {expression}"
+                        );
+                    }
+                }
+            }
+        }
+        if linked {
+            let zipkin = variables
+                .iter()
+                .find(|variable| variable["name"] == "zipkin");
+            assert!(
+                zipkin.is_some_and(|variable| variable["query"] == "http://localhost:9411/zipkin"),
+                "{title} links to ${{zipkin}} without the variable"
+            );
+        }
+    }
+    let overview = dashboards()
+        .into_iter()
+        .find(|dashboard| dashboard["title"] == "Stack overview")
+        .unwrap();
+    let service = overview["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|variable| variable["name"] == "service")
+        .expect("the Stack overview's service variable");
+    assert_eq!(service["includeAll"], true);
+    assert_eq!(service["allValue"], ".+");
+    for panel in overview["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expression = target["expr"].as_str().unwrap();
+            let per_service =
+                !expression.contains("service=\"gateway\"") && !expression.starts_with("up");
+            if per_service {
+                assert!(
+                    expression.contains(r#"service=~"$service""#),
+                    "{} ignores the service variable: {expression}",
+                    panel["title"]
+                );
+            }
+        }
+    }
+}
+
 fn expressions() -> Vec<(String, String)> {
     let mut expressions = Vec::new();
     for entry in std::fs::read_dir(repository().join("dashboards/json")).unwrap() {
@@ -121,7 +312,7 @@ fn expressions() -> Vec<(String, String)> {
             for target in panel["targets"].as_array().unwrap() {
                 expressions.push((
                     format!("{} / {}", dashboard["title"], panel["title"]),
-                    target["expr"].as_str().unwrap().to_owned(),
+                    with_all(target["expr"].as_str().unwrap()),
                 ));
             }
         }
@@ -333,6 +524,85 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
         "expressions without data:\n{}",
         empty.join("\n")
     );
+
+    // Every data link, for every series its panel shows, opens a Zipkin search for spans the
+    // stack exported: of its service, and named as it says when it names a span.
+    let exported: BTreeSet<(String, String)> = environment
+        .zipkin
+        .spans()
+        .iter()
+        .map(|span| {
+            let name = span["name"].as_str().unwrap_or_default().to_lowercase();
+            (test_support::zipkin::service(span).to_owned(), name)
+        })
+        .collect();
+    let (mut followed, mut unresolved) = (0, Vec::new());
+    for dashboard in dashboards() {
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let Some(zipkin) = variables
+            .iter()
+            .find(|variable| variable["name"] == "zipkin")
+        else {
+            continue;
+        };
+        let zipkin = zipkin["query"].as_str().unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let links = panel["fieldConfig"]["defaults"]["links"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for target in panel["targets"].as_array().unwrap() {
+                if links.is_empty() {
+                    break;
+                }
+                let expression = with_all(target["expr"].as_str().unwrap());
+                let answer = query(&client, &base, &expression).await;
+                for series in answer["data"]["result"].as_array().unwrap() {
+                    let value = series["value"][1].as_str().unwrap();
+                    let labels = series["metric"].as_object().unwrap();
+                    let shown = legend(target["legendFormat"].as_str().unwrap_or_default(), labels);
+                    for link in links_of(panel, &shown) {
+                        let url = render_link(link["url"].as_str().unwrap(), labels, value, zipkin);
+                        let parsed = reqwest::Url::parse(&url).unwrap();
+                        assert!(url.starts_with(&format!("{zipkin}/?")), "{url}");
+                        let asked: std::collections::BTreeMap<String, String> =
+                            parsed.query_pairs().into_owned().collect();
+                        if let Some(minimum) = asked.get("minDuration")
+                            && minimum != "NaN"
+                        {
+                            assert!(
+                                minimum.parse::<u64>().is_ok(),
+                                "{url}: minDuration {minimum}"
+                            );
+                        }
+                        let service = &asked["serviceName"];
+                        let found = match asked.get("spanName") {
+                            Some(span) => {
+                                exported.contains(&(service.clone(), span.to_lowercase()))
+                            }
+                            None => exported.iter().any(|(exporter, _)| exporter == service),
+                        };
+                        followed += 1;
+                        if !found {
+                            unresolved.push(format!(
+                                "{} / {}: {url}",
+                                dashboard["title"], panel["title"]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        unresolved.is_empty(),
+        "links to searches for spans never exported:\n{}",
+        unresolved.join("\n")
+    );
+    assert!(followed >= 30, "only {followed} links followed");
 
     drop(prometheus);
     let _ = std::fs::remove_dir_all(&directory);
