@@ -103,6 +103,7 @@ pub fn process_span(
         messaging.rabbitmq.destination.routing_key = routing_key,
         messaging.message.id = message_id,
         error.type = Empty,
+        fault.injected = Empty,
     );
     if let Some(headers) = headers {
         let producer = propagation::extract_amqp(headers);

@@ -55,6 +55,7 @@ impl DbOperation {
             db.collection.name = Empty,
             db.query.text = self.query,
             error.type = Empty,
+            fault.injected = Empty,
         );
         if !self.collection.is_empty() {
             span.record("db.collection.name", self.collection);

@@ -61,6 +61,7 @@ impl Middleware for TracingMiddleware {
             }
             .as_str(),
             error.type = Empty,
+            fault.injected = Empty,
         );
         let cx = span.context();
         if cx.span().span_context().is_valid() {

@@ -119,6 +119,7 @@ async fn trace_request(request: Request, next: Next) -> Response {
         client.address = Empty,
         user_agent.original = Empty,
         error.type = Empty,
+        fault.injected = Empty,
         enduser.id = Empty,
     );
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {

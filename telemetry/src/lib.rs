@@ -25,6 +25,7 @@ pub mod amqp;
 pub mod config;
 pub mod db;
 mod export;
+pub mod faults;
 pub mod http_client;
 pub mod http_server;
 mod logs;

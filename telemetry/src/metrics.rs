@@ -117,6 +117,10 @@ impl Metrics {
 
 /// Help and units for the metrics whose conventions this crate owns.
 fn describe_conventional_metrics() {
+    describe_counter!(
+        crate::faults::INJECTED,
+        "Faults struck, switched on at run time in /admin/faults, by kind."
+    );
     describe_histogram!(
         crate::http_server::REQUEST_DURATION,
         Unit::Seconds,

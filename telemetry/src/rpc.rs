@@ -63,6 +63,7 @@ fn span(kind: &'static str, method: &str, queue: &str, correlation_id: &str) -> 
         messaging.destination.name = queue,
         messaging.message.conversation_id = correlation_id,
         error.type = Empty,
+        fault.injected = Empty,
     )
 }
 

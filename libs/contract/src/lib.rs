@@ -7,6 +7,7 @@
 //! - [`events`] and [`commands`]: the messages on the broker;
 //! - [`rpc`]: the JSON-RPC calls the user service answers over the broker;
 //! - [`feed`]: the frames of the gateway's live feed;
+//! - [`faults`]: the faults switched on at run time, and where each kind strikes;
 //! - [`broker`]: the names of exchanges, routing keys, queues and message headers;
 //! - [`headers`]: the HTTP headers the processes give each other meaning by;
 //! - [`tokens`]: the bearer tokens the gateway accepts.
@@ -17,6 +18,7 @@
 pub mod broker;
 pub mod commands;
 pub mod events;
+pub mod faults;
 pub mod feed;
 pub mod fields;
 pub mod headers;

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const DEVELOPMENT_SECRET: &str = "microservice-stack-development-secret";
 /// The audience tokens name unless `JWT_AUDIENCE` says otherwise.
 pub const DEFAULT_AUDIENCE: &str = "microservice-stack";
+/// The role a token needs for the gateway's `/admin` routes.
+pub const ADMIN_ROLE: &str = "admin";
 
 /// What a token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +21,9 @@ pub struct Claims {
     pub aud: String,
     pub iat: u64,
     pub exp: u64,
+    /// What the caller may do beyond writing: [`ADMIN_ROLE`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 impl Claims {
@@ -33,7 +38,14 @@ impl Claims {
             aud: audience.to_owned(),
             iat: issued,
             exp: issued + ttl.as_secs(),
+            roles: Vec::new(),
         }
+    }
+
+    /// The same, with `roles`.
+    pub fn with_roles(mut self, roles: &[&str]) -> Self {
+        self.roles = roles.iter().map(|&role| role.to_owned()).collect();
+        self
     }
 }
 

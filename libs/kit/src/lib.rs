@@ -1,8 +1,9 @@
 //! What every process of the stack shares beyond telemetry: the HTTP API conventions a client
 //! sees (problem-details errors, JSON bodies, query parameters, the headers between processes,
-//! the ping and health probes), and how a process runs (launching it, waiting for its
-//! dependencies with backoff, serving with a graceful stop).
+//! the ping and health probes), how a process runs (launching it, waiting for its dependencies
+//! with backoff, serving with a graceful stop), and the faults switched on at run time.
 
+pub mod faults;
 pub mod headers;
 pub mod json;
 pub mod launch;

@@ -222,6 +222,26 @@ impl Problem {
         )
     }
 
+    /// Valid credentials that do not allow this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:problem:forbidden",
+            "Forbidden",
+            StatusCode::FORBIDDEN,
+            detail,
+        )
+    }
+
+    /// A failure switched on on purpose (`/admin/faults`), answered with its `status`.
+    pub fn fault_injected(status: StatusCode) -> Self {
+        Self::new(
+            "urn:problem:fault-injected",
+            "Fault injected",
+            status,
+            "a fault switched on in /admin/faults answered this request",
+        )
+    }
+
     /// The client sent too many requests; the response also needs a `Retry-After` header.
     pub fn too_many_requests(detail: impl Into<String>) -> Self {
         Self::new(

@@ -52,6 +52,12 @@ pub trait Procedures: Send + Sync + 'static {
         method: &'static str,
         params: Value,
     ) -> impl Future<Output = Result<Value, rpc::Error>> + Send;
+
+    /// Whether this request is left unanswered, on purpose (a fault): it is then acknowledged
+    /// without a reply, and its caller times out. Asked in the request's span.
+    fn leaves_unanswered(&self) -> bool {
+        false
+    }
 }
 
 /// Declares an RPC queue: durable, on the default exchange.
@@ -166,6 +172,11 @@ impl<P: Procedures> Process for Answering<P> {
             correlation_id,
             properties.headers().as_ref(),
         );
+        if span.in_scope(|| self.procedures.leaves_unanswered()) {
+            let _ =
+                tokio::time::timeout(ACK_TIMEOUT, delivery.ack(BasicAckOptions::default())).await;
+            return;
+        }
         let outcome = async {
             match (request, method) {
                 (Err(error), _) => Err(error),

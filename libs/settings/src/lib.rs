@@ -91,6 +91,13 @@ pub fn listen_host(lookup: &impl Lookup) -> Result<IpAddr, SettingsError> {
     )
 }
 
+/// `REDIS_URL`, shared by the processes that use Redis: the local server by default.
+pub fn redis_url(lookup: &impl Lookup) -> String {
+    lookup
+        .text("REDIS_URL")
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

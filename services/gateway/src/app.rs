@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use messaging::SharedPublisher;
 use messaging::rpc::RpcClient;
 use messaging::topology::USER_QUEUE;
+use service_kit::faults::Faults;
 use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::admin;
 use crate::auth::{self, Authenticator};
 use crate::configuration::Settings;
 use crate::docs::ApiDoc;
@@ -42,7 +44,13 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(Any)
         .expose_headers([
             header::LOCATION,
@@ -56,8 +64,9 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// The handlers' state: the services behind the gateway, the command publisher (which
 /// declares user-queue's queue, so commands wait even before user-queue first starts), the RPC
 /// client, the live feed.
-fn state(settings: &Settings, feed: Arc<Feed>) -> AppState {
+fn state(settings: &Settings, feed: Arc<Feed>, faults: Faults) -> AppState {
     AppState {
+        faults,
         proxy: Proxy::new(settings.upstream_timeout),
         user: settings.user.clone(),
         slack: settings.slack.clone(),
@@ -96,6 +105,7 @@ pub fn app(
     metrics: &Metrics,
     feed: Arc<Feed>,
     stopping: Stopping,
+    faults: Faults,
 ) -> (Router, RateLimit) {
     let authenticator = Authenticator::new(&settings.token_key, &settings.audience);
     let limits = RateLimit::new(settings.rate_per_second, settings.rate_burst);
@@ -103,7 +113,7 @@ pub fn app(
         .route(
             "/user",
             post(routes::create_user).route_layer(middleware::from_fn_with_state(
-                authenticator,
+                authenticator.clone(),
                 auth::require_token,
             )),
         )
@@ -120,10 +130,31 @@ pub fn app(
         .route("/dev/token", post(page::development_token))
         .merge(service_kit::probes::ping())
         .route_layer(middleware::from_fn_with_state(
+            faults.clone(),
+            service_kit::faults::strike_routes,
+        ));
+    // Faults strike neither the admin routes (a fault on every route must not lock its own
+    // switch) nor, with FAULTS_ENABLED=false, exist at all.
+    let api = if faults.enabled() {
+        api.route(
+            "/admin/faults",
+            get(admin::list_faults)
+                .put(admin::replace_faults)
+                .delete(admin::clear_faults)
+                .route_layer(middleware::from_fn_with_state(
+                    authenticator,
+                    auth::require_admin,
+                )),
+        )
+    } else {
+        api
+    };
+    let api = api
+        .route_layer(middleware::from_fn_with_state(
             limits.clone(),
             rate_limit::limit,
         ))
-        .with_state(state(settings, Arc::clone(&feed)));
+        .with_state(state(settings, Arc::clone(&feed), faults));
     // Liveness and readiness of the gateway itself: ready while it reaches the broker, which
     // its creations, RPC calls and live feed all need; `/health` is the whole stack's.
     let probes = service_kit::probes::health(stopping, move || {
@@ -172,7 +203,8 @@ impl Service for Settings {
             Arc::clone(&feed),
             service_kit::serve::stopped(feed_stopping),
         ));
-        let (app, limits) = app(&self, &metrics, feed, shutdown.stopping());
+        let faults = Faults::start(&self.faults, Self::NAME);
+        let (app, limits) = app(&self, &metrics, feed, shutdown.stopping(), faults);
         let forgetting = tokio::spawn(limits.forget_idle_clients());
         tracing::info!(address = %listener.local_addr()?, "gateway listening");
         // The feed's clients are told to go when the gateway is asked to stop: their

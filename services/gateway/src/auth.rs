@@ -18,6 +18,13 @@ use crate::configuration::TokenKey;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject(pub String);
 
+/// What a valid token says of its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: Subject,
+    pub roles: Vec<String>,
+}
+
 /// Why a request is not authenticated; each answers 401 with `WWW-Authenticate`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -80,8 +87,8 @@ impl Authenticator {
         Self { key, validation }
     }
 
-    /// The subject of the request's bearer token.
-    pub fn verify(&self, headers: &HeaderMap) -> Result<Subject, AuthError> {
+    /// The caller of the request's bearer token.
+    pub fn verify(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         let value = headers
             .get(header::AUTHORIZATION)
             .ok_or(AuthError::Missing)?;
@@ -95,7 +102,10 @@ impl Authenticator {
             _ => return Err(AuthError::Malformed),
         };
         match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
-            Ok(data) => Ok(Subject(data.claims.sub)),
+            Ok(data) => Ok(Caller {
+                subject: Subject(data.claims.sub),
+                roles: data.claims.roles,
+            }),
             Err(error) => Err(match error.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::InvalidAudience => AuthError::WrongAudience,
@@ -118,10 +128,37 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, AuthError> {
-    let subject = authenticator.verify(request.headers())?;
-    telemetry::http_server::record_enduser(&subject.0);
-    request.extensions_mut().insert(subject);
+    let caller = authenticator.verify(request.headers())?;
+    telemetry::http_server::record_enduser(&caller.subject.0);
+    request.extensions_mut().insert(caller.subject);
     Ok(next.run(request).await)
+}
+
+/// Middleware for the `/admin` routes: a valid token with the admin role (401 without a valid
+/// token, 403 without the role).
+pub async fn require_admin(
+    State(authenticator): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = match authenticator.verify(request.headers()) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    telemetry::http_server::record_enduser(&caller.subject.0);
+    if !caller
+        .roles
+        .iter()
+        .any(|role| role == contract::tokens::ADMIN_ROLE)
+    {
+        return Problem::forbidden(format!(
+            "this needs a token with the {} role",
+            contract::tokens::ADMIN_ROLE
+        ))
+        .into_response();
+    }
+    request.extensions_mut().insert(caller.subject);
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -183,7 +220,17 @@ mod tests {
                 "bearer {}",
                 mint(SECRET, "alice", "stack", Duration::from_secs(60))
             ))),
-            Ok(Subject("alice".into()))
+            Ok(Caller {
+                subject: Subject("alice".into()),
+                roles: Vec::new()
+            })
+        );
+        let admin = Claims::new("root", "stack", Duration::from_secs(60)).with_roles(&["admin"]);
+        assert_eq!(
+            auth.verify(&headers(&format!("Bearer {}", signed(&admin, SECRET))))
+                .unwrap()
+                .roles,
+            ["admin"]
         );
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use contract::tokens::{DEFAULT_AUDIENCE, DEVELOPMENT_SECRET};
 use reqwest::Url;
+use service_kit::faults::FaultSettings;
 use settings::{Env, Lookup, SettingsError, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8100;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub zipkin_ui_url: String,
     pub grafana_url: String,
     pub prometheus_url: String,
+    /// The faults switched on at run time, and `/admin/faults` unless `FAULTS_ENABLED=false`.
+    pub faults: FaultSettings,
 }
 
 fn upstream(
@@ -166,6 +169,7 @@ impl Settings {
             prometheus_url: lookup
                 .text("PROMETHEUS_URL")
                 .unwrap_or_else(|| "http://localhost:9090".to_owned()),
+            faults: FaultSettings::from_lookup(lookup)?,
         })
     }
 }

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{feed, health, page, routes};
+use crate::{admin, feed, health, page, routes};
 
 struct BearerToken;
 
@@ -43,7 +43,10 @@ impl Modify for BearerToken {
         health::health,
         feed::events,
         page::config,
-        page::development_token
+        page::development_token,
+        admin::list_faults,
+        admin::replace_faults,
+        admin::clear_faults
     ),
     components(schemas(
         contract::users::User,
@@ -53,7 +56,10 @@ impl Modify for BearerToken {
         contract::messages::Message,
         health::ServiceHealth,
         page::UiConfig,
-        page::DevelopmentToken
+        page::DevelopmentToken,
+        contract::faults::Fault,
+        contract::faults::FaultRequest,
+        contract::faults::FaultKind
     )),
     modifiers(&BearerToken)
 )]

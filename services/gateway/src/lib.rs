@@ -1,8 +1,10 @@
 //! The gateway: the public API of the stack. It routes `/user*` to the user service and
 //! `/messages` to the slack service, aggregates every process's health in `/health`, sends
 //! asynchronous user creations to user-queue, authenticates writes with a bearer JWT, limits
-//! each client's rate and answers CORS preflights for a browser frontend.
+//! each client's rate, answers CORS preflights for a browser frontend, and switches faults on
+//! and off for the whole stack (`/admin/faults`).
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod configuration;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use messaging::SharedPublisher;
 use messaging::rpc::RpcClient;
+use service_kit::faults::Faults;
 
 use crate::configuration::Upstream;
 use crate::feed::Feed;
@@ -27,11 +28,19 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     /// What the page is told.
     pub page: Page,
+    /// The faults switched on at run time.
+    pub faults: Faults,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Feed> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.feed)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Faults {
+    fn from_ref(state: &AppState) -> Self {
+        state.faults.clone()
     }
 }
 

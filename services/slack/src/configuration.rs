@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use messaging::ConsumerSettings;
+use service_kit::faults::FaultSettings;
 use settings::{Env, Lookup, SettingsError, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8102;
 pub const DEFAULT_QUEUE_PORT: u16 = 9102;
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A URL that is a credential (a Slack webhook's path is its secret): it prints as
 /// `[redacted]`, so it cannot slip into a log line, a span or an error body.
@@ -45,6 +45,7 @@ pub struct Settings {
     pub webhook_attempts: u32,
     /// `AMQP_URL`: where the slack service publishes `message.created` events.
     pub amqp_url: String,
+    pub faults: FaultSettings,
 }
 
 impl Settings {
@@ -69,9 +70,7 @@ impl Settings {
         };
         Ok(Self {
             listen: SocketAddr::new(listen_host(lookup)?, port),
-            redis_url: lookup
-                .text("REDIS_URL")
-                .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
+            redis_url: settings::redis_url(lookup),
             key_prefix: lookup
                 .get("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| "slack:".to_owned()),
@@ -81,6 +80,7 @@ impl Settings {
                 .parse::<u32>("SLACK_WEBHOOK_ATTEMPTS", 3, "expected a whole number")?
                 .max(1),
             amqp_url: messaging::amqp_url(lookup),
+            faults: FaultSettings::from_lookup(lookup)?,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contract::events::UserCreated;
+use contract::faults::FaultKind;
 use messaging::{ConsumerStatus, Disposition, Handler, Message};
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -39,6 +40,15 @@ impl UserCreatedHandler {
 
 impl Handler for UserCreatedHandler {
     async fn handle(&self, message: &Message<'_>) -> Disposition {
+        self.state.faults.delay(FaultKind::ConsumerLatency).await;
+        if self
+            .state
+            .faults
+            .strike(FaultKind::ConsumerError, None)
+            .is_some()
+        {
+            return Disposition::Retry("fault injected: the handling failed".to_owned());
+        }
         let event: UserCreated = match serde_json::from_slice(message.body) {
             Ok(event) => event,
             Err(error) => {
@@ -117,7 +127,7 @@ impl Service for QueueSettings {
         listener: TcpListener,
         shutdown: Shutdown,
     ) -> Result<(), StartError> {
-        let state = AppState::new(&self.slack)?;
+        let state = AppState::new(&self.slack, Self::NAME)?;
         let status = ConsumerStatus::default();
         let (stop, stopped) = watch::channel(false);
         let consumer = tokio::spawn(messaging::consumer::run(

@@ -66,6 +66,10 @@ pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
         .route("/", post(routes::post_message))
         .route("/messages", get(routes::list_messages))
         .merge(service_kit::probes::ping())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.faults.clone(),
+            service_kit::faults::strike_routes,
+        ))
         .layer(axum::middleware::from_fn(
             service_kit::headers::record_enduser,
         ))
@@ -90,7 +94,7 @@ impl Service for Settings {
         listener: TcpListener,
         shutdown: Shutdown,
     ) -> Result<(), StartError> {
-        let state = AppState::new(&self)?;
+        let state = AppState::new(&self, Self::NAME)?;
         let (stop, stopped) = watch::channel(false);
         let relay = tokio::spawn(crate::outbox::run(
             self.redis_url.clone(),

@@ -1,5 +1,7 @@
 //! What the slack service's handlers and slack-queue share: the message store and the webhook.
 
+use service_kit::faults::Faults;
+
 use crate::configuration::Settings;
 use crate::store::MessageStore;
 use crate::webhook::{self, Delivery, DeliveryError, Webhook};
@@ -9,6 +11,8 @@ pub struct AppState {
     pub store: MessageStore,
     /// `None` when no `SLACK_WEBHOOK_URL` is set.
     pub webhook: Option<Webhook>,
+    /// The faults switched on at run time, as this process sees them.
+    pub faults: Faults,
 }
 
 /// Why the state cannot be built from the settings.
@@ -21,16 +25,26 @@ pub enum StateError {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings) -> Result<Self, StateError> {
+    /// The state of the process `service` (slack or slack-queue).
+    pub fn new(settings: &Settings, service: &'static str) -> Result<Self, StateError> {
         webhook::describe_metrics();
+        let faults = Faults::start(&settings.faults, service);
         let webhook = settings
             .webhook_url
             .clone()
-            .map(|url| Webhook::new(url, settings.webhook_timeout, settings.webhook_attempts))
+            .map(|url| {
+                Webhook::new(
+                    url,
+                    settings.webhook_timeout,
+                    settings.webhook_attempts,
+                    faults.clone(),
+                )
+            })
             .transpose()?;
         Ok(Self {
             store: MessageStore::new(&settings.redis_url, &settings.key_prefix)?,
             webhook,
+            faults,
         })
     }
 

@@ -9,11 +9,13 @@
 
 use std::time::Duration;
 
+use contract::faults::FaultKind;
 use metrics::counter;
 use reqwest::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::Serialize;
 use serde_json::json;
+use service_kit::faults::{Faults, OutboundFaults};
 use telemetry::http_client::{NoAnswer, SensitiveUrl};
 
 use crate::configuration::SecretUrl;
@@ -87,10 +89,24 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(url: SecretUrl, timeout: Duration, attempts: u32) -> Result<Self, reqwest::Error> {
+    /// A webhook whose calls the `webhook_*` faults strike.
+    pub fn new(
+        url: SecretUrl,
+        timeout: Duration,
+        attempts: u32,
+        faults: Faults,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder().timeout(timeout).build()?;
+        let client = reqwest_middleware::ClientBuilder::new(client)
+            .with(telemetry::http_client::TracingMiddleware)
+            .with(OutboundFaults {
+                faults,
+                latency_kind: FaultKind::WebhookLatency,
+                error_kind: FaultKind::WebhookError,
+            })
+            .build();
         Ok(Self {
-            client: telemetry::http_client::client(client),
+            client,
             url,
             attempts,
         })

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use messaging::ConsumerSettings;
+use service_kit::faults::FaultSettings;
 use settings::{Env, Lookup, SettingsError, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8101;
@@ -61,6 +62,7 @@ pub struct Settings {
     /// `OUTBOX_POLL_INTERVAL_MS`: how often the relay looks for events when no notification
     /// wakes it.
     pub outbox_poll_interval: Duration,
+    pub faults: FaultSettings,
 }
 
 impl Settings {
@@ -75,6 +77,7 @@ impl Settings {
             database: DatabaseSettings::from_lookup(lookup)?,
             amqp_url: messaging::amqp_url(lookup),
             outbox_poll_interval: lookup.millis("OUTBOX_POLL_INTERVAL_MS", 1000)?,
+            faults: FaultSettings::from_lookup(lookup)?,
         })
     }
 }
@@ -86,6 +89,7 @@ pub struct QueueSettings {
     pub listen: SocketAddr,
     pub database: DatabaseSettings,
     pub consumer: ConsumerSettings,
+    pub faults: FaultSettings,
 }
 
 impl QueueSettings {
@@ -103,6 +107,7 @@ impl QueueSettings {
             listen: SocketAddr::new(listen_host(lookup)?, port),
             database: DatabaseSettings::from_lookup(lookup)?,
             consumer: ConsumerSettings::from_lookup(lookup, messaging::topology::USER_QUEUE)?,
+            faults: FaultSettings::from_lookup(lookup)?,
         })
     }
 }

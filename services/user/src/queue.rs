@@ -11,6 +11,7 @@ use contract::commands::CreateUser;
 use contract::users::NewUser;
 use messaging::{ConsumerStatus, Disposition, Handler, Message};
 use serde_json::Value;
+use service_kit::faults::Faults;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -94,7 +95,8 @@ impl Service for QueueSettings {
         shutdown: Shutdown,
     ) -> Result<(), StartError> {
         let pool = database::connect(&self.database).await?;
-        let store = UserStore::new(pool, self.database.retry_budget);
+        let faults = Faults::start(&self.faults, Self::NAME);
+        let store = UserStore::new(pool, self.database.retry_budget, faults);
         let (stop, stopped) = watch::channel(false);
         let status = ConsumerStatus::default();
         let consumer = tokio::spawn(messaging::consumer::run(

@@ -3,15 +3,18 @@
 //! user by id.
 
 use contract::InvalidField;
+use contract::faults::FaultKind;
 use contract::rpc::{self, EmailAvailability, codes, methods};
 use contract::users::EmailAddress;
 use messaging::rpc::Procedures;
 use serde_json::{Value, json};
+use service_kit::faults::Faults;
 
 use crate::store::{StoreError, UserStore};
 
 pub struct UserProcedures {
     pub store: UserStore,
+    pub faults: Faults,
 }
 
 /// The -32602 that names the failing field.
@@ -74,10 +77,20 @@ impl Procedures for UserProcedures {
     }
 
     async fn call(&self, method: &'static str, params: Value) -> Result<Value, rpc::Error> {
+        if self.faults.strike(FaultKind::RpcError, None).is_some() {
+            return Err(rpc::Error::new(
+                codes::UNAVAILABLE,
+                "fault injected: the user service is unavailable",
+            ));
+        }
         match method {
             methods::EMAIL_AVAILABLE => self.email_available(&params).await,
             methods::GET_USER => self.get(&params).await,
             _ => Err(rpc::Error::new(codes::METHOD_NOT_FOUND, "no such method")),
         }
+    }
+
+    fn leaves_unanswered(&self) -> bool {
+        self.faults.strike(FaultKind::RpcTimeout, None).is_some()
     }
 }

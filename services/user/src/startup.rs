@@ -3,6 +3,7 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use service_kit::faults::Faults;
 use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -66,7 +67,7 @@ pub fn operational(
 
 /// The service's router: the API, traced and measured, then the probes, `/metrics` and
 /// `/openapi.json`.
-pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
+pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping, faults: Faults) -> Router {
     let probes = operational(&state.store, None, metrics, stopping).merge(
         service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
     );
@@ -75,6 +76,10 @@ pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
         .route("/user/{id}", get(routes::get_user))
         .route("/users", get(routes::list_users))
         .merge(service_kit::probes::ping())
+        .route_layer(axum::middleware::from_fn_with_state(
+            faults,
+            service_kit::faults::strike_routes,
+        ))
         .layer(axum::middleware::from_fn(
             service_kit::headers::record_enduser,
         ))
@@ -100,7 +105,8 @@ impl Service for Settings {
         shutdown: Shutdown,
     ) -> Result<(), StartError> {
         let pool = database::connect(&self.database).await?;
-        let store = UserStore::new(pool.clone(), self.database.retry_budget);
+        let faults = Faults::start(&self.faults, Self::NAME);
+        let store = UserStore::new(pool.clone(), self.database.retry_budget, faults.clone());
         let (stop, stopped) = watch::channel(false);
         let relay = tokio::spawn(crate::outbox::run(
             pool,
@@ -114,11 +120,12 @@ impl Service for Settings {
             RPC_PREFETCH,
             Arc::new(UserProcedures {
                 store: store.clone(),
+                faults: faults.clone(),
             }),
             ConsumerStatus::default(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = app(AppState { store }, &metrics, shutdown.stopping());
+        let app = app(AppState { store }, &metrics, shutdown.stopping(), faults);
         tracing::info!(address = %listener.local_addr()?, "user service listening");
         let served = service_kit::serve::serve(listener, app, shutdown).await;
         let _ = stop.send(true);

@@ -1,10 +1,13 @@
 //! Users in Postgres. Every statement runs inside a CLIENT span with the database attributes,
 //! and failures are sorted into what the API can say about them.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use contract::faults::FaultKind;
 use contract::users::{NewUser, User};
+use service_kit::faults::Faults;
 use sqlx::PgPool;
 use telemetry::db::DbOperation;
 use uuid::Uuid;
@@ -125,11 +128,30 @@ pub struct UserStore {
     pool: PgPool,
     /// How long a write is retried while Postgres cannot be reached.
     retry_budget: Duration,
+    faults: Faults,
 }
 
 impl UserStore {
-    pub fn new(pool: PgPool, retry_budget: Duration) -> Self {
-        Self { pool, retry_budget }
+    pub fn new(pool: PgPool, retry_budget: Duration, faults: Faults) -> Self {
+        Self {
+            pool,
+            retry_budget,
+            faults,
+        }
+    }
+
+    /// `query`, unless a `database` fault strikes it (in its span): it then fails as if Postgres
+    /// were gone.
+    async fn unless_struck<T>(
+        &self,
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        if self.faults.strike(FaultKind::Database, None).is_some() {
+            return Err(sqlx::Error::Io(std::io::Error::other(
+                "fault injected: the database is gone",
+            )));
+        }
+        query.await
     }
 
     /// Stores the user and its `user.created` event, whose id is `event_id`: both or neither.
@@ -152,12 +174,14 @@ impl UserStore {
         loop {
             let attempt = INSERT_USER_WITH_EVENT
                 .run(
-                    sqlx::query_as::<_, UserRow>(INSERT_USER_WITH_EVENT.query)
-                        .bind(user.name.as_str())
-                        .bind(user.email.as_str())
-                        .bind(event_id)
-                        .bind(&trace_context)
-                        .fetch_one(&self.pool),
+                    self.unless_struck(
+                        sqlx::query_as::<_, UserRow>(INSERT_USER_WITH_EVENT.query)
+                            .bind(user.name.as_str())
+                            .bind(user.email.as_str())
+                            .bind(event_id)
+                            .bind(&trace_context)
+                            .fetch_one(&self.pool),
+                    ),
                 )
                 .await
                 .map(User::from)
@@ -188,9 +212,11 @@ impl UserStore {
     async fn created_with_event(&self, event: Uuid) -> Result<Option<User>, StoreError> {
         Ok(CREATED_WITH_EVENT
             .run(
-                sqlx::query_as::<_, UserRow>(CREATED_WITH_EVENT.query)
-                    .bind(event)
-                    .fetch_optional(&self.pool),
+                self.unless_struck(
+                    sqlx::query_as::<_, UserRow>(CREATED_WITH_EVENT.query)
+                        .bind(event)
+                        .fetch_optional(&self.pool),
+                ),
             )
             .await?
             .map(User::from))
@@ -199,9 +225,11 @@ impl UserStore {
     pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {
         Ok(SELECT_USER
             .run(
-                sqlx::query_as::<_, UserRow>(SELECT_USER.query)
-                    .bind(id)
-                    .fetch_optional(&self.pool),
+                self.unless_struck(
+                    sqlx::query_as::<_, UserRow>(SELECT_USER.query)
+                        .bind(id)
+                        .fetch_optional(&self.pool),
+                ),
             )
             .await?
             .map(User::from))
@@ -211,9 +239,11 @@ impl UserStore {
     pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         Ok(FIND_BY_EMAIL
             .run(
-                sqlx::query_as::<_, UserRow>(FIND_BY_EMAIL.query)
-                    .bind(email)
-                    .fetch_optional(&self.pool),
+                self.unless_struck(
+                    sqlx::query_as::<_, UserRow>(FIND_BY_EMAIL.query)
+                        .bind(email)
+                        .fetch_optional(&self.pool),
+                ),
             )
             .await?
             .map(User::from))
@@ -223,10 +253,12 @@ impl UserStore {
     pub async fn list(&self, limit: i64, before: Option<i64>) -> Result<Vec<User>, StoreError> {
         Ok(LIST_USERS
             .run(
-                sqlx::query_as::<_, UserRow>(LIST_USERS.query)
-                    .bind(before.unwrap_or(i64::MAX))
-                    .bind(limit)
-                    .fetch_all(&self.pool),
+                self.unless_struck(
+                    sqlx::query_as::<_, UserRow>(LIST_USERS.query)
+                        .bind(before.unwrap_or(i64::MAX))
+                        .bind(limit)
+                        .fetch_all(&self.pool),
+                ),
             )
             .await?
             .into_iter()

@@ -73,6 +73,7 @@ impl Environment {
             ("DATABASE_URL", self.database.url()),
             ("AMQP_URL", self.vhost.amqp_url()),
             ("REDIS_KEY_PREFIX", self.redis.prefix().to_owned()),
+            ("FAULTS_KEY", format!("{}faults", self.redis.prefix())),
             ("SLACK_WEBHOOK_URL", self.webhook.url()),
             ("JWT_SECRET", JWT_SECRET.into()),
             ("OTEL_TRACES_EXPORTER", "zipkin".into()),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lapin::ExchangeKind;
 use reqwest::Response;
 use serde_json::{Value, json};
+use service_kit::faults::FaultSettings;
 use service_kit::{Launch, Service};
 use sqlx::{Connection, PgConnection};
 use telemetry::{TelemetryConfig, TracesExporter};
@@ -98,6 +99,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         database: database_settings(database_url, options.retry_budget.unwrap_or_default()),
         amqp_url,
         outbox_poll_interval: Duration::from_millis(200),
+        faults: FaultSettings::off(),
     };
     let (address, service) = start(settings, &config).await;
     TestApp {
@@ -205,6 +207,7 @@ pub async fn spawn_user_queue(app: &TestApp) -> QueueApp {
             max_attempts: 3,
             retry_delay: Duration::from_millis(100),
         },
+        faults: FaultSettings::off(),
     };
     let (_, service) = start(settings, &TelemetryConfig::silent()).await;
     QueueApp { service }
