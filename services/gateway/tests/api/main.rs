@@ -6,6 +6,7 @@ mod helpers;
 mod async_creation;
 mod auth;
 mod availability;
+mod faults;
 mod feed;
 mod health;
 mod limits;
