@@ -313,7 +313,7 @@ async fn slack_faults_hold_the_announcements_back_until_they_are_switched_off() 
     assert_eq!(webhook.calls(), 0, "a struck call reaches no webhook");
     stack.switch_off().await;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while webhook.delivered().len() < 1 {
+    while webhook.delivered().is_empty() {
         assert!(Instant::now() < deadline, "the announcement was lost");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
