@@ -523,6 +523,14 @@ fn production_is_replicated_autoscaled_budgeted_spread_scraped_and_keeps_credent
                     })
         });
         assert!(monitored, "no PodMonitor scrapes {process}'s /metrics");
+        let faults = list(&container["env"])
+            .iter()
+            .find(|variable| variable["name"] == "FAULTS_ENABLED");
+        assert_eq!(
+            faults.map(|variable| &variable["value"]),
+            Some(&json!("false")),
+            "production's {process} can have faults switched on"
+        );
         for variable in list(&container["env"]) {
             if SECRETS.contains(&variable["name"].as_str().unwrap()) {
                 assert!(
