@@ -5,6 +5,7 @@
 //! up and every PromQL expression of every dashboard panel and rule returns at least one series.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -340,12 +341,75 @@ fn expressions() -> Vec<(String, String)> {
     expressions
 }
 
-struct Prometheus(Child);
+/// Debian's Prometheus with the compose configuration, its targets moved to `environment`'s
+/// processes on this machine, scraping and evaluating every second; stopped and its data
+/// removed on drop.
+struct Prometheus {
+    child: Child,
+    base: String,
+    directory: PathBuf,
+}
+
+impl Prometheus {
+    fn start(environment: &Environment) -> Self {
+        // The compose configuration with its targets on this machine, scraped every second.
+        let directory =
+            std::env::temp_dir().join(format!("prometheus-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let mut configuration =
+            std::fs::read_to_string(repository().join("prometheus/prometheus.yml")).unwrap();
+        for (name, port) in environment.ports() {
+            configuration =
+                configuration.replace(&format!("- {name}:"), &format!("- 127.0.0.1:{port} #"));
+        }
+        configuration = configuration
+            .replace("- rabbitmq:15692", "- 127.0.0.1:15692")
+            .replace("scrape_interval: 15s", "scrape_interval: 1s")
+            .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+        for file in ["recording.rules.yml", "alerts.rules.yml"] {
+            let absolute = repository()
+                .join("prometheus")
+                .join(file)
+                .canonicalize()
+                .unwrap();
+            configuration =
+                configuration.replace(&format!("- {file}"), &format!("- {}", absolute.display()));
+        }
+        let configuration_file = directory.join("prometheus.yml");
+        std::fs::write(&configuration_file, &configuration).unwrap();
+        run(
+            "promtool",
+            PROMETHEUS,
+            &["check", "config", configuration_file.to_str().unwrap()],
+        );
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", configuration_file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                directory.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("prometheus cannot run ({error}); install it with `{PROMETHEUS}`")
+            });
+        let base = format!("http://127.0.0.1:{port}");
+        Self {
+            child,
+            base,
+            directory,
+        }
+    }
+}
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.directory);
     }
 }
 
@@ -354,6 +418,17 @@ async fn query(client: &reqwest::Client, base: &str, expression: &str) -> Value 
         reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), [("query", expression)])
             .unwrap();
     client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// A token with the admin role, for `/admin/faults`.
+fn admin_token() -> String {
+    let claims = contract::tokens::Claims::new(
+        "operator",
+        contract::tokens::DEFAULT_AUDIENCE,
+        Duration::from_secs(600),
+    )
+    .with_roles(&[contract::tokens::ADMIN_ROLE]);
+    contract::tokens::sign(&claims, common::JWT_SECRET)
 }
 
 #[tokio::test]
@@ -366,53 +441,8 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
             .await;
     }
 
-    // The compose configuration with its targets on this machine, scraped every second.
-    let directory =
-        std::env::temp_dir().join(format!("prometheus-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&directory).unwrap();
-    let mut configuration =
-        std::fs::read_to_string(repository().join("prometheus/prometheus.yml")).unwrap();
-    for (name, port) in environment.ports() {
-        configuration =
-            configuration.replace(&format!("- {name}:"), &format!("- 127.0.0.1:{port} #"));
-    }
-    configuration = configuration
-        .replace("- rabbitmq:15692", "- 127.0.0.1:15692")
-        .replace("scrape_interval: 15s", "scrape_interval: 1s")
-        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
-    for file in ["recording.rules.yml", "alerts.rules.yml"] {
-        let absolute = repository()
-            .join("prometheus")
-            .join(file)
-            .canonicalize()
-            .unwrap();
-        configuration =
-            configuration.replace(&format!("- {file}"), &format!("- {}", absolute.display()));
-    }
-    let configuration_file = directory.join("prometheus.yml");
-    std::fs::write(&configuration_file, &configuration).unwrap();
-    run(
-        "promtool",
-        PROMETHEUS,
-        &["check", "config", configuration_file.to_str().unwrap()],
-    );
-    let port = free_port();
-    let prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", configuration_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                directory.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("prometheus cannot run ({error}); install it with `{PROMETHEUS}`")
-            }),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let prometheus = Prometheus::start(&environment);
+    let base = prometheus.base.clone();
 
     // Traffic with successes, client errors, asynchronous creations and a poison event, with a
     // client of the live feed watching.
@@ -461,6 +491,28 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
         .unwrap();
     watcher.frames(3, Duration::from_secs(10)).await;
     drop(watcher);
+    // A fault switched on for a moment, and struck once.
+    let admin = admin_token();
+    let switched = client
+        .put(format!("{gateway}/admin/faults"))
+        .bearer_auth(&admin)
+        .json(&json!([{"kind": "latency", "service": "gateway", "route": "GET /messages", "delay_ms": 1}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    client
+        .get(format!("{gateway}/messages?channel=%23user"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete(format!("{gateway}/admin/faults"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     // RPC calls, and one request that gives no way to answer it.
     for email in ["observed-1%40example.com", "free%40example.com"] {
         client
@@ -605,7 +657,6 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
     assert!(followed >= 30, "only {followed} links followed");
 
     drop(prometheus);
-    let _ = std::fs::remove_dir_all(&directory);
     stack.terminate();
     assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
 }
@@ -931,4 +982,147 @@ fn grafana_leads_from_a_trace_to_its_logs_and_from_a_log_record_to_its_trace() {
     assert_eq!(derived["matcherType"], "label");
     // The structured metadata Loki keeps of an OTLP record's trace id.
     assert_eq!(derived["matcherRegex"], "trace_id");
+}
+
+/// The expression of the alert `name`.
+fn alert(name: &str) -> String {
+    rules("prometheus/alerts.rules.yml")
+        .into_iter()
+        .find(|rule| rule["alert"] == name)
+        .unwrap_or_else(|| panic!("no alert {name}"))["expr"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until `expression` has (`true`) or has not (`false`) a series for the gateway.
+async fn until_gateway(client: &reqwest::Client, base: &str, expression: &str, firing: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = query(client, base, expression).await;
+        let gateway = answer["data"]["result"].as_array().is_some_and(|series| {
+            series
+                .iter()
+                .any(|one| one["metric"]["service"] == "gateway")
+        });
+        if gateway == firing {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{expression}` is {} for the gateway after 60 s: {answer}",
+            if firing { "still false" } else { "still true" }
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `count` requests for `url`, `concurrency` at a time, each worker pausing `pause` between
+/// two: a series born with all its requests in one scrape would show no increase, so the
+/// struck requests come over several scrapes.
+async fn requests(
+    client: &reqwest::Client,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+    pause: Duration,
+) {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, next) =
+                (client.clone(), url.to_owned(), std::sync::Arc::clone(&next));
+            tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                    client.get(&url).send().await.unwrap();
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn faults_burn_the_error_and_latency_budgets_and_switched_off_they_stop() {
+    let environment = Environment::new().await;
+    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
+    for (_, port) in environment.ports() {
+        stack
+            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
+            .await;
+    }
+    let prometheus = Prometheus::start(&environment);
+    let base = prometheus.base.clone();
+    let client = reqwest::Client::new();
+    let gateway = Environment::url(environment.gateway_port);
+    let admin = admin_token();
+    let switch = |faults: Value| {
+        let request = match faults.as_array().is_some_and(Vec::is_empty) {
+            true => client.delete(format!("{gateway}/admin/faults")),
+            false => client.put(format!("{gateway}/admin/faults")).json(&faults),
+        };
+        let request = request.bearer_auth(&admin);
+        async move {
+            assert!(request.send().await.unwrap().status().is_success());
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+        }
+    };
+    let ping = format!("{gateway}/ping");
+    requests(&client, &ping, 50, 4, Duration::ZERO).await;
+    // Both windows of each alert need their rates: two scrapes at least.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (errors, slow) = (alert("ErrorBudgetBurnFast"), alert("LatencyBudgetBurnFast"));
+    until_gateway(&client, &base, &errors, false).await;
+
+    // First the latency (the hour's window holds every request of the test, so the budget that
+    // takes the most struck requests goes first). GET /users waits 300 ms, over the 250 ms of
+    // the latency SLO.
+    switch(
+        json!([{"kind": "latency", "service": "gateway", "route": "GET /users", "delay_ms": 300}]),
+    )
+    .await;
+    requests(&client, &format!("{gateway}/users"), 40, 4, Duration::ZERO).await;
+    until_gateway(&client, &base, &slow, true).await;
+    // Off, and enough fast requests for the slow ones to be under 14.4 % of both windows.
+    switch(json!([])).await;
+    requests(&client, &ping, 500, 16, Duration::ZERO).await;
+    until_gateway(&client, &base, &slow, false).await;
+
+    // Every GET /user/{id} of the gateway fails: past the 1.44 % of both windows.
+    switch(
+        json!([{"kind": "error", "service": "gateway", "route": "GET /user/{id}", "status": 503}]),
+    )
+    .await;
+    requests(
+        &client,
+        &format!("{gateway}/user/1"),
+        30,
+        1,
+        Duration::from_millis(150),
+    )
+    .await;
+    until_gateway(&client, &base, &errors, true).await;
+    let ratio = query(
+        &client,
+        &base,
+        r#"service:http_server_errors:ratio_rate5m{service="gateway"}"#,
+    )
+    .await;
+    let ratio: f64 = ratio["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 14.4 * 0.001, "the error ratio is {ratio}");
+    // Off, and enough good requests to bring both windows under the 1.44 % again.
+    switch(json!([])).await;
+    requests(&client, &ping, 4000, 16, Duration::ZERO).await;
+    until_gateway(&client, &base, &errors, false).await;
+
+    drop(prometheus);
+    stack.terminate();
+    assert_eq!(stack.wait(Duration::from_secs(20)).await.code, Some(0));
 }
