@@ -549,6 +549,162 @@ for (const input of [nameInput, tokenInput]) {
 
 tokenInput.addEventListener('input', () => sessionStorage.setItem('bearer-token', tokenInput.value.trim()));
 
+// ---------- Faults (development mode: the page's token is an admin's)
+
+const FAULT_REFRESH = 5000;
+const faultForm = $('fault-form');
+const faultFields = {
+  kind: $('fault-kind'),
+  service: $('fault-service'),
+  route: $('fault-route'),
+  delay_ms: $('fault-delay'),
+  status: $('fault-status'),
+  probability: $('fault-probability'),
+  ttl_seconds: $('fault-ttl'),
+};
+const ROUTED = new Set(['latency', 'error']);
+const DELAYED = new Set(['latency', 'webhook_latency', 'consumer_latency']);
+const faults = { list: [], timer: 0 };
+
+/** A fault in force, asked for again with the time it has left (PUT replaces the whole set). */
+function faultRequest(fault) {
+  const request = {
+    kind: fault.kind,
+    probability: fault.probability,
+    ttl_seconds: Math.max(1, Math.round((Date.parse(fault.expires_at) - Date.now()) / 1000)),
+  };
+  if (ROUTED.has(fault.kind)) request.service = fault.services[0];
+  if (fault.route) request.route = fault.route;
+  if (DELAYED.has(fault.kind)) request.delay_ms = fault.delay_ms;
+  if (fault.kind === 'error') request.status = fault.status;
+  return request;
+}
+
+function describeFault(fault) {
+  const where = `${fault.services.join(', ')}${fault.route ? ` ${fault.route}` : ''}`;
+  const what = DELAYED.has(fault.kind) ? `+${fault.delay_ms} ms` : fault.kind === 'error' ? `${fault.status}` : '';
+  const share = fault.probability < 1 ? ` · ${Math.round(fault.probability * 100)} %` : '';
+  return `${fault.kind} · ${where}${what ? ` · ${what}` : ''}${share}`;
+}
+
+function renderFaults() {
+  const items = faults.list.map((fault) => h('li', { class: 'item fault-item', dataset: { kind: fault.kind } },
+    h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true', text: '!' }),
+    h('div', { class: 'item-main' },
+      h('p', { class: 'item-title', text: describeFault(fault) }),
+      h('p', { class: 'item-sub', text: `ends ${timeFormat.format(new Date(fault.expires_at))}` }))));
+  $('faults-list').replaceChildren(...items);
+  $('faults-count').textContent = String(faults.list.length);
+  $('faults-empty').hidden = faults.list.length > 0;
+}
+
+function setFaultMsg(kind, text) {
+  $('fault-msg').replaceChildren(text ? h('div', { class: `notice is-${kind}` }, h('p', { text })) : '');
+}
+
+async function adminApi(path, options = {}) {
+  const token = await bearerToken();
+  return api(path, { ...options, headers: { authorization: `Bearer ${token}` } });
+}
+
+/** Reads the set; false when the gateway has no fault switch (FAULTS_ENABLED=false). */
+async function loadFaults() {
+  clearTimeout(faults.timer);
+  try {
+    const result = await adminApi('/admin/faults');
+    if (result.status === 404) return false;
+    if (result.ok && Array.isArray(result.data)) {
+      faults.list = result.data;
+      renderFaults();
+    }
+  } catch {
+    // offline for now: the next refresh tries again
+  }
+  faults.timer = setTimeout(loadFaults, FAULT_REFRESH);
+  return true;
+}
+
+function showFaultFields() {
+  const kind = faultFields.kind.value;
+  for (const field of faultForm.querySelectorAll('[data-for]')) {
+    field.hidden = !field.dataset.for.split(' ').includes(kind);
+  }
+}
+
+/** The fault the form asks for: only the fields its kind has. */
+function askedFault() {
+  const kind = faultFields.kind.value;
+  const request = {
+    kind,
+    probability: Number(faultFields.probability.value),
+    ttl_seconds: Number(faultFields.ttl_seconds.value),
+  };
+  if (ROUTED.has(kind)) {
+    request.service = faultFields.service.value;
+    const route = faultFields.route.value.trim();
+    if (route) request.route = route;
+  }
+  if (DELAYED.has(kind)) request.delay_ms = Number(faultFields.delay_ms.value);
+  if (kind === 'error') request.status = Number(faultFields.status.value);
+  return request;
+}
+
+async function replaceFaults(set, done) {
+  for (const input of Object.values(faultFields)) setFieldMsg(input, '');
+  const result = await adminApi('/admin/faults', { method: 'PUT', body: set });
+  if (result.ok) {
+    faults.list = result.data;
+    renderFaults();
+    setFaultMsg('success', done);
+    return;
+  }
+  // The new fault is the last of the set: its errors go by its fields.
+  const index = set.length - 1;
+  let named = false;
+  for (const [field, input] of Object.entries(faultFields)) {
+    const detail = fieldDetail(result.data, `#/${index}/${field}`);
+    if (detail) {
+      setFieldMsg(input, detail, 'error');
+      named = true;
+    }
+  }
+  setFaultMsg('error', named ? 'The fault was not switched on: see the fields.' : result.data?.detail ?? `The gateway answered ${result.status}.`);
+}
+
+faultFields.kind.addEventListener('change', showFaultFields);
+faultForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const submit = $('fault-submit');
+  submit.setAttribute('aria-busy', 'true');
+  try {
+    const asked = askedFault();
+    await replaceFaults([...faults.list.map(faultRequest), asked], `Switched on: ${asked.kind}.`);
+  } catch {
+    setFaultMsg('error', 'The gateway could not be reached.');
+  } finally {
+    submit.removeAttribute('aria-busy');
+  }
+});
+$('faults-clear').addEventListener('click', async () => {
+  try {
+    const result = await adminApi('/admin/faults', { method: 'DELETE' });
+    if (result.ok) {
+      faults.list = [];
+      renderFaults();
+      setFaultMsg('success', 'Every fault is off.');
+    } else {
+      setFaultMsg('error', result.data?.detail ?? `The gateway answered ${result.status}.`);
+    }
+  } catch {
+    setFaultMsg('error', 'The gateway could not be reached.');
+  }
+});
+
+async function startFaults() {
+  showFaultFields();
+  if (await loadFaults()) $('faults-card').hidden = false;
+}
+
 // ---------- Start
 
 async function loadConfig() {
@@ -576,6 +732,7 @@ async function start() {
     tokenInput.value = sessionStorage.getItem('bearer-token') ?? '';
   } else {
     bearerToken().catch(() => {}); // ready before the first submit; retried then if it failed
+    startFaults();
   }
   connectLive();
   refreshHealth();

@@ -5,6 +5,8 @@
 // A gateway in development mode hands the page its token; one with a real key makes the page
 // ask for a "Bearer token": then set BEARER_TOKEN. CHROMIUM overrides /usr/bin/chromium.
 //
+// In development mode it also switches a fault on and off with the page's fault panel.
+//
 // On success prints one JSON line on stdout:
 //   {"ok":true,"created_email":"...","trace_id":"<32 hex>","screenshots":[...]}
 // On any miss prints the reason on stderr and exits 1. Progress goes to stderr.
@@ -222,6 +224,43 @@ async function run(browser) {
   const ring = await button.evaluate((el) => getComputedStyle(el).outlineStyle);
   check(ring !== 'none', 'the focused button shows no focus ring');
   log('Tab order: Name > Email > Create user');
+
+  // 7. Development mode: the fault panel switches an error on a gateway route on, lists it, and
+  // switches everything off again.
+  if (!BEARER_TOKEN) {
+    const card = page.locator('#faults-card');
+    await card.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {
+      throw new Miss('the fault panel did not show in development mode');
+    });
+    const struck = new URL('/users?limit=1', base);
+    await page.getByLabel('Kind', { exact: true }).selectOption('error');
+    check(await page.getByLabel('Status', { exact: true }).isVisible(), 'an error fault shows no Status field');
+    check(!(await page.getByLabel('Delay (ms)', { exact: true }).isVisible()), 'an error fault shows a Delay field');
+    await page.getByLabel('Service', { exact: true }).selectOption('gateway');
+    await page.getByLabel('Route (optional)', { exact: true }).fill('GET /users');
+    await page.getByLabel('Status', { exact: true }).fill('503');
+    await page.getByLabel('Lasts (s)', { exact: true }).fill('60');
+    const put = later(page.waitForResponse(responseTo('PUT', '/admin/faults')));
+    await page.getByRole('button', { name: 'Switch on' }).click();
+    const switched = await put;
+    check(switched.status() === 200, `PUT /admin/faults answered ${switched.status()}: ${await switched.text()}`);
+    await card.locator('#faults-list li', { hasText: 'GET /users' }).waitFor({ timeout: 2000 }).catch(() => {
+      throw new Miss('the switched-on fault is not listed');
+    });
+    const during = await fetch(struck);
+    check(during.status === 503, `GET /users answered ${during.status} with its fault on`);
+    screenshots.push(join(SCREENSHOT_DIR, 'page-faults.png'));
+    await card.screenshot({ path: screenshots.at(-1) });
+    const cleared = later(page.waitForResponse(responseTo('DELETE', '/admin/faults')));
+    await page.getByRole('button', { name: 'Switch all off' }).click();
+    check((await cleared).status() === 204, 'DELETE /admin/faults did not answer 204');
+    await page.locator('#faults-empty').waitFor({ state: 'visible', timeout: 2000 }).catch(() => {
+      throw new Miss('the list did not empty once every fault was switched off');
+    });
+    const after = await fetch(struck);
+    check(after.status === 200, `GET /users answered ${after.status} with every fault off`);
+    log('fault panel: switched an error on GET /users on, saw the 503, switched it off');
+  }
 
   await page.waitForTimeout(300); // late console lines
   check(consoleMisses.length === 0, `console:\n  ${consoleMisses.join('\n  ')}`);
