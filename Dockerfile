@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every process of the stack; the compose file picks the process by its command
-# (gateway, user, user-queue, slack, slack-queue, or stack for all of them in one).
+# (gateway, user, user-queue, slack, slack-queue, or stack for all of them in one; load for the
+# steady load of the compose profile `load`).
 
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
@@ -17,11 +18,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
     cargo build --release --locked \
-        -p gateway -p user -p slack -p stack -p service-kit -p messaging --bins \
+        -p gateway -p user -p slack -p stack -p service-kit -p messaging -p benchmarks --bins \
     && mkdir -p /out \
     && cp target/release/gateway target/release/mint-token target/release/user \
         target/release/user-queue target/release/slack target/release/slack-queue \
-        target/release/stack target/release/probe target/release/replay-dead-letters /out/
+        target/release/stack target/release/probe target/release/replay-dead-letters \
+        target/release/load /out/
 
 FROM debian:12.8-slim AS runtime
 # The system's CA roots, for HTTPS (the Slack webhook, an HTTPS collector): the build image has

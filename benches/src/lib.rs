@@ -1,5 +1,7 @@
 //! What the load driver needs besides its own loop: stand-ins for Slack and for a trace
-//! collector that count what the stack sends them, and latency summaries.
+//! collector that count what the stack sends them, latency summaries, and the steady mixed
+//! load of `--rate`.
 
 pub mod report;
 pub mod sinks;
+pub mod steady;

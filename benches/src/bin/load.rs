@@ -9,6 +9,11 @@
 //!      [--warmup 3] [--slack-listen 127.0.0.1:19999] [--collector-listen 127.0.0.1:19411] \
 //!      [--label NAME] [--json FILE] [--delivery-timeout 120]
 //! ```
+//!
+//! `load --url URL --rate 20 [--seconds 600]` is the other mode: a steady mixed load to look
+//! at on the dashboards and in Zipkin (see `benchmarks::steady`), until stopped unless
+//! `--seconds` says otherwise. Without `--token` (or `TOKEN`) it signs its own with
+//! `JWT_SECRET`, or the development secret, as `mint-token` does.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -24,7 +29,8 @@ struct Options {
     url: String,
     token: String,
     connections: usize,
-    seconds: u64,
+    seconds: Option<u64>,
+    rate: Option<u64>,
     warmup: u64,
     slack_listen: Option<SocketAddr>,
     collector_listen: Option<SocketAddr>,
@@ -35,15 +41,21 @@ struct Options {
 
 const USAGE: &str = "usage: load --url URL --token TOKEN [--connections 16] [--seconds 20] \
 [--warmup 3] [--slack-listen ADDR] [--collector-listen ADDR] [--label NAME] [--json FILE] \
-[--delivery-timeout 120]";
+[--delivery-timeout 120]\n       load --url URL --rate N [--seconds S] [--token TOKEN]";
 
 impl Options {
+    /// The fixed mode's measured seconds.
+    fn measured_seconds(&self) -> u64 {
+        self.seconds.unwrap_or(20)
+    }
+
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut options = Options {
             url: String::new(),
             token: std::env::var("TOKEN").unwrap_or_default(),
             connections: 16,
-            seconds: 20,
+            seconds: None,
+            rate: None,
             warmup: 3,
             slack_listen: None,
             collector_listen: None,
@@ -67,7 +79,8 @@ impl Options {
                 "--url" => options.url = value.trim_end_matches('/').to_owned(),
                 "--token" => options.token = value,
                 "--connections" => options.connections = number()?.max(1) as usize,
-                "--seconds" => options.seconds = number()?.max(1),
+                "--seconds" => options.seconds = Some(number()?.max(1)),
+                "--rate" => options.rate = Some(number()?.max(1)),
                 "--warmup" => options.warmup = number()?,
                 "--slack-listen" => options.slack_listen = Some(address()?),
                 "--collector-listen" => options.collector_listen = Some(address()?),
@@ -76,6 +89,9 @@ impl Options {
                 "--delivery-timeout" => options.delivery_timeout = number()?,
                 _ => return Err(format!("unknown flag {flag}")),
             }
+        }
+        if options.rate.is_some() && options.token.is_empty() {
+            options.token = own_token();
         }
         if options.url.is_empty() || options.token.is_empty() {
             return Err("--url and --token (or TOKEN) are required".into());
@@ -106,8 +122,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// A token signed as `mint-token` signs: `JWT_SECRET`, or the development secret.
+fn own_token() -> String {
+    let secret = std::env::var("JWT_SECRET")
+        .ok()
+        .filter(|secret| !secret.trim().is_empty())
+        .unwrap_or_else(|| contract::tokens::DEVELOPMENT_SECRET.to_owned());
+    contract::tokens::mint(
+        &secret,
+        "load",
+        contract::tokens::DEFAULT_AUDIENCE,
+        Duration::from_secs(30 * 24 * 3600),
+    )
+}
+
 /// Runs the load and its checks; `Ok(false)` when a request failed or a message is missing.
 async fn run(options: Options) -> Result<bool, String> {
+    if let Some(rate) = options.rate {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| error.to_string())?;
+        let steady = benchmarks::steady::Steady {
+            url: options.url,
+            token: options.token,
+            rate,
+            seconds: options.seconds,
+        };
+        return Ok(steady.run(client).await);
+    }
     let (slack, collector) = serve_stand_ins(&options).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.connections)
@@ -120,11 +163,15 @@ async fn run(options: Options) -> Result<bool, String> {
     })?;
     println!(
         "load \"{}\": POST {}/user, {} connections, {} s after {} s of warm-up",
-        options.label, options.url, options.connections, options.seconds, options.warmup
+        options.label,
+        options.url,
+        options.connections,
+        options.measured_seconds(),
+        options.warmup
     );
     let (tally, created) = drive(&options, &client).await?;
     eprintln!();
-    let summary = tally.summary(Duration::from_secs(options.seconds));
+    let summary = tally.summary(Duration::from_secs(options.measured_seconds()));
     print!("{summary}");
     let mut ok = summary.statuses.keys().all(|status| status == "201");
 
@@ -192,7 +239,7 @@ async fn drive(
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
     let measured_from = started + Duration::from_secs(options.warmup);
-    let deadline = measured_from + Duration::from_secs(options.seconds);
+    let deadline = measured_from + Duration::from_secs(options.measured_seconds());
     let workers: Vec<_> = (0..options.connections)
         .map(|worker| {
             let (client, target, token) = (client.clone(), target.clone(), options.token.clone());

@@ -834,7 +834,8 @@ fn the_image_builds_only_the_shipped_binaries_stripped_with_cached_dependencies(
             "slack",
             "stack",
             "service-kit",
-            "messaging"
+            "messaging",
+            "benchmarks"
         ]
     );
     for binary in [
@@ -847,6 +848,7 @@ fn the_image_builds_only_the_shipped_binaries_stripped_with_cached_dependencies(
         "stack",
         "probe",
         "replay-dead-letters",
+        "load",
     ] {
         assert!(
             dockerfile.contains(&format!("target/release/{binary} ")),
