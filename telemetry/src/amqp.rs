@@ -135,6 +135,16 @@ pub fn record_consuming(queue: &str, consuming: bool) {
     gauge!(CONSUMER_ACTIVE, "queue" => queue.to_owned()).set(if consuming { 1.0 } else { 0.0 });
 }
 
+pub(crate) const EVENT_LAG: &str = "messaging_event_delivery_lag_seconds";
+
+/// Measures how long an event took from its commit (`occurred_at`, stored with the row that
+/// made it) to having been handled by the consumer of `queue`: the outbox's poll or wake-up,
+/// the relay, the broker and the handling together.
+pub fn record_event_lag(queue: &str, occurred_at: chrono::DateTime<chrono::Utc>) {
+    let lag = (chrono::Utc::now() - occurred_at).to_std().unwrap_or_default();
+    histogram!(EVENT_LAG, "queue" => queue.to_owned()).record(lag.as_secs_f64());
+}
+
 /// Measures the processing of one delivery.
 pub fn record_processed(queue: &str, routing_key: &str, outcome: Outcome, elapsed: Duration) {
     histogram!(

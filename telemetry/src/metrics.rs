@@ -117,6 +117,11 @@ impl Metrics {
 
 /// Help and units for the metrics whose conventions this crate owns.
 fn describe_conventional_metrics() {
+    describe_histogram!(
+        crate::amqp::EVENT_LAG,
+        Unit::Seconds,
+        "From an event's commit to its consumer having handled it, by queue."
+    );
     describe_counter!(
         crate::faults::INJECTED,
         "Faults struck, switched on at run time in /admin/faults, by kind."

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use contract::events::UserCreated;
 use contract::faults::FaultKind;
+use messaging::topology::SLACK_QUEUE;
 use messaging::{ConsumerStatus, Disposition, Handler, Message};
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -55,6 +56,17 @@ impl Handler for UserCreatedHandler {
                 return Disposition::DeadLetter(format!("malformed user.created event: {error}"));
             }
         };
+        let disposition = self.announce(&event).await;
+        if matches!(disposition, Disposition::Done) {
+            telemetry::amqp::record_event_lag(SLACK_QUEUE.name, event.occurred_at);
+        }
+        disposition
+    }
+}
+
+impl UserCreatedHandler {
+    /// Stores the announcement of `event` and tells Slack, each once.
+    async fn announce(&self, event: &UserCreated) -> Disposition {
         let text = match MessageText::parse(&format!("User {} created", event.user.email)) {
             Ok(text) => text,
             Err(reason) => {
