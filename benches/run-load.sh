@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# The load figures of docs/performance.md, measured side by side on this machine:
-#   1. the stack (five release processes) under `load`: POST /user through the gateway at a fixed
-#      number of connections, with full telemetry (100 % sampling, spans exported to the load
-#      driver's Zipkin stand-in), then again with tracing off, RUNS times in turn (runs move
-#      by up to 10 %, as much as tracing costs); every created user's Slack message must
-#      arrive (the stack's webhook points at the driver's Slack stand-in);
-#   2. pgbench running the user service's own statement (insert a user and its outbox row, one
-#      round trip) on the same Postgres, for the ratio.
-# Peak RSS of each process is read from /proc. Results go to target/load/.
+# The load figures of docs/performance.md, measured side by side in one run on this machine.
 #
-#   benches/run-load.sh                      # 16 connections, 20 s per run, one pair of runs
-#   RUNS=3 benches/run-load.sh               # on, off, on, off, on, off
-#   CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
+# What is measured is CPU time per request, beside req/s and latency: throughput moves by 20 %
+# and more from run to run on a shared 2-core VM, the CPU a request costs hardly does. Each
+# process's CPU (the five release processes, and Postgres, RabbitMQ and Redis with every process
+# they started: backends that exit count through their parent) is read from /proc over the
+# measured seconds, and divided by the requests answered. The reference is one pgbench
+# transaction of the user service's own statement (a user and its outbox row, one round trip)
+# on the same Postgres in the same run, CPU of Postgres and of the pgbench client: every figure
+# is also given as a multiple of it (×txn), which stays put when the machine is 2× faster.
+#
+#   1. the stack with full telemetry (100 % sampling, every span exported to the load driver's
+#      Zipkin stand-in): POST /user, GET /user/{id}, GET /ping and GET /users/availability
+#      (RPC) through the gateway, CONNECTIONS connections, SECONDS_PER_RUN s each after a
+#      warm-up; every created user's Slack message must arrive, once;
+#   2. the same stack with tracing off: POST /user and GET /ping;
+#   3. pgbench, the reference.
+# RUNS repeats 1 and 2. Peak RSS of each process, and the event delivery lag (commit to handled)
+# from slack-queue's histogram. Results go to target/load/ (report.md is the table).
+#
+#   benches/run-load.sh                      # 16 connections, 20 s per scenario
+#   RUNS=2 CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
 #
 # Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the project's
 # set-up, and pgbench (Debian: postgresql-contrib, or the postgresql package itself).
@@ -20,6 +29,7 @@ cd "$(dirname "$0")/.."
 
 CONNECTIONS=${CONNECTIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
+WARMUP=${WARMUP:-3}
 RUNS=${RUNS:-1}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
@@ -30,7 +40,7 @@ SLACK_LISTEN=127.0.0.1:19999
 COLLECTOR_LISTEN=127.0.0.1:19411
 mkdir -p "$OUT"
 
-for tool in pgbench psql curl redis-cli python3; do
+for tool in pgbench psql curl redis-cli python3 pgrep; do
     command -v "$tool" >/dev/null || { echo "run-load: $tool is missing" >&2; exit 2; }
 done
 
@@ -40,8 +50,15 @@ curl -sf -u guest:guest "$MANAGEMENT/api/overview" >/dev/null || {
     exit 2
 }
 
+# The data stores' root processes: the postmaster (the oldest postgres), the Erlang VM, Redis.
+POSTGRES_PID=$(pgrep -o -x postgres) || { echo "run-load: no postgres process" >&2; exit 2; }
+RABBITMQ_PID=$(pgrep -o -f beam.smp) || { echo "run-load: no RabbitMQ (beam.smp) process" >&2; exit 2; }
+REDIS_PID=$(pgrep -o -x redis-server) || { echo "run-load: no redis-server process" >&2; exit 2; }
+STORES=(--cpu "postgres=$POSTGRES_PID" --cpu "rabbitmq=$RABBITMQ_PID" --cpu "redis=$REDIS_PID")
+
 cargo build --release -p gateway -p user -p slack -p benchmarks --bins
 
+SERVICES=(user slack user-queue slack-queue gateway)
 PIDS=()
 stop_stack() {
     if ((${#PIDS[@]})); then
@@ -52,8 +69,8 @@ stop_stack() {
 }
 trap stop_stack EXIT
 
-# A fresh database, vhost and Redis prefix for a run.
-# Each step says when it fails: `set -e` does not reach inside `run_stack ... || failed=1`.
+# A fresh database, vhost and Redis prefix for a stack.
+# Each step says when it fails: `set -e` does not reach inside `... || failed=1`.
 fresh_dependencies() {
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest WITH (FORCE)" || return 1
     curl -sf -u guest:guest -X DELETE "$MANAGEMENT/api/vhosts/loadtest" >/dev/null || true
@@ -64,10 +81,9 @@ fresh_dependencies() {
     redis-cli --scan --pattern 'loadtest:*' | xargs -r redis-cli del >/dev/null || return 1
 }
 
-# run_stack MODE RUN: starts the stack with telemetry MODE (on|off), loads it, records RSS in
-# files named MODE-RUN.
-run_stack() {
-    local mode=$1 name=$1-$2
+# start_stack MODE: the five processes, telemetry MODE (on|off), each its own OS process.
+start_stack() {
+    local mode=$1
     if pgrep -f "$BIN/(gateway|user|slack)" >/dev/null; then
         echo "run-load: stack processes from $BIN are running already (another run?); stop them first" >&2
         return 1
@@ -82,6 +98,7 @@ run_stack() {
         USER_URL=http://127.0.0.1:18101 SLACK_URL=http://127.0.0.1:18102
         USER_QUEUE_URL=http://127.0.0.1:19101 SLACK_QUEUE_URL=http://127.0.0.1:19102
         DATABASE_URL="$PG/loadtest" AMQP_URL="$AMQP/loadtest" REDIS_KEY_PREFIX=loadtest:
+        FAULTS_KEY=loadtest:faults
         SLACK_WEBHOOK_URL="http://$SLACK_LISTEN/services/T000/B000/XXXX"
         RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 LOG_FORMAT=json
     )
@@ -91,9 +108,8 @@ run_stack() {
     else
         common+=(OTEL_TRACES_EXPORTER=none OTEL_TRACES_SAMPLER=always_off)
     fi
-    local -a services=(user slack user-queue slack-queue gateway)
-    for service in "${services[@]}"; do
-        env "${common[@]}" "$BIN/$service" >"$OUT/$name-$service.log" 2>&1 &
+    for service in "${SERVICES[@]}"; do
+        env "${common[@]}" "$BIN/$service" >"$OUT/$mode-$service.log" 2>&1 &
         PIDS+=($!)
     done
     for port in 18101 18102 19101 19102 18100; do
@@ -102,46 +118,56 @@ run_stack() {
             sleep 0.1
         done
         curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null \
-            || { echo "run-load: port $port never got ready; see $OUT/$name-*.log" >&2; exit 1; }
+            || { echo "run-load: port $port never got ready; see $OUT/$mode-*.log" >&2; return 1; }
     done
-
-    local status=0
-    "$BIN/load" --url http://127.0.0.1:18100 --token "$("$BIN/mint-token" load)" \
-        --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
-        --slack-listen "$SLACK_LISTEN" --collector-listen "$COLLECTOR_LISTEN" \
-        --label "telemetry $mode ($2 of $RUNS)" --json "$OUT/$name.json" || status=$?
-
-    : >"$OUT/$name-rss.txt"
-    for i in "${!services[@]}"; do
-        echo "${services[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$name-rss.txt"
-    done
-    stop_stack
-    return $status
 }
 
-# pgbench: the same statement as POST /user, on a database with the same schema.
+# load_scenario MODE SCENARIO RUN: the load driver, watching every process's CPU.
+load_scenario() {
+    local mode=$1 scenario=$2 run=$3
+    local -a watched=("${STORES[@]}")
+    for i in "${!SERVICES[@]}"; do
+        watched+=(--cpu "${SERVICES[$i]}=${PIDS[$i]}")
+    done
+    "$BIN/load" --url http://127.0.0.1:18100 --token "$("$BIN/mint-token" load)" \
+        --scenario "$scenario" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
+        --warmup "$WARMUP" --slack-listen "$SLACK_LISTEN" --collector-listen "$COLLECTOR_LISTEN" \
+        --label "$scenario, telemetry $mode ($run of $RUNS)" --json "$OUT/$mode-$scenario-$run.json" \
+        "${watched[@]}"
+}
+
+# finish_stack MODE RUN: peak RSS and slack-queue's lag histogram, then stop.
+finish_stack() {
+    local mode=$1 run=$2
+    : >"$OUT/$mode-$run-rss.txt"
+    for i in "${!SERVICES[@]}"; do
+        echo "${SERVICES[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$mode-$run-rss.txt"
+    done
+    curl -sf http://127.0.0.1:19102/metrics >"$OUT/$mode-$run-slack-queue.metrics" || true
+    stop_stack
+}
+
+# The reference: pgbench running the user service's own statement (services/user/src/store.rs,
+# with literals for its parameters) on a database with the same schema, its CPU and Postgres's.
 run_pgbench() {
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)" \
         -c "CREATE DATABASE loadtest_pgbench"
     for migration in services/user/migrations/*.sql; do
         psql -q "$PG/loadtest_pgbench" -f "$migration" >/dev/null
     done
-    # The user service's own statement (services/user/src/store.rs), with literals for its
-    # parameters: one round trip that stores the user and its event.
     cat >"$OUT/insert-user.sql" <<'SQL'
 WITH created AS (
-    INSERT INTO users (name, email, created_at)
-    VALUES ('Load Test', 'pgbench-' || gen_random_uuid() || '@example.com', now())
+    INSERT INTO users (name, email)
+    VALUES ('Load Test', 'pgbench-' || gen_random_uuid() || '@example.com')
     RETURNING id, name, email, created_at),
 event AS (
-    INSERT INTO outbox (id, exchange, routing_key, payload, trace_context)
-    SELECT gen_random_uuid(), 'users', 'user.created',
-        jsonb_set('{"id": "00000000-0000-0000-0000-000000000000", "type": "user.created", "user": {"id": 0, "name": "Load Test", "email": "pgbench@example.com", "created_at": "2026-11-28T00:00:00Z"}, "occurred_at": "2026-11-28T00:00:00Z"}'::jsonb, '{user,id}', to_jsonb(id))::text,
-        '{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
+    INSERT INTO outbox (id, user_id, trace_context)
+    SELECT gen_random_uuid(), id, '{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
     FROM created)
 SELECT id, name, email, created_at FROM created;
 SQL
-    pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -T "$SECONDS_PER_RUN" \
+    "$BIN/cpu-of" --json "$OUT/pgbench.json" --cpu "postgres=$POSTGRES_PID" -- \
+        pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -T "$SECONDS_PER_RUN" \
         -f "$OUT/insert-user.sql" "$PG/loadtest_pgbench" | tee "$OUT/pgbench.txt"
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)"
 }
@@ -149,43 +175,131 @@ SQL
 failed=0
 rm -f "$OUT"/on-*.json "$OUT"/off-*.json
 for run in $(seq "$RUNS"); do
-    run_stack on "$run" || failed=1
-    run_stack off "$run" || failed=1
+    if start_stack on; then
+        for scenario in post get ping availability; do
+            load_scenario on "$scenario" "$run" || failed=1
+        done
+        finish_stack on "$run"
+    else
+        failed=1
+    fi
+    if start_stack off; then
+        for scenario in post ping; do
+            load_scenario off "$scenario" "$run" || failed=1
+        done
+        finish_stack off "$run"
+    else
+        failed=1
+    fi
 done
 run_pgbench
 
-python3 - "$OUT" "$CONNECTIONS" "$RUNS" <<'PY'
+python3 - "$OUT" "$CONNECTIONS" "$RUNS" <<'PY' | tee "$OUT/report.md"
 import json, re, sys
-out, connections, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-tps = float(re.search(r"tps = ([0-9.]+)", open(f"{out}/pgbench.txt").read()).group(1))
-pairs = [{mode: json.load(open(f"{out}/{mode}-{n}.json")) for mode in ("on", "off")}
-         for n in range(1, count + 1)]
-print(f"\nPOST /user through the gateway, {connections} connections; pgbench {tps:.0f} tps\n")
-print("| run | telemetry | req/s | % of pgbench | p50 ms | p95 ms | p99 ms | Slack messages | spans exported |")
-print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for n, pair in enumerate(pairs, 1):
-    for mode, run in pair.items():
-        s, slack = run["summary"], run["slack"]
-        print(f"| {n} | {mode} | {s['throughput']:.0f} | {100 * s['throughput'] / tps:.0f} % | "
-              f"{s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | "
-              f"{slack['arrived']}/{slack['created']} | {run['spans'] or 0} |")
-def throughput(pair, mode):
-    return pair[mode]["summary"]["throughput"]
-costs = [100 * (throughput(p, "off") - throughput(p, "on")) / throughput(p, "off") for p in pairs]
-on, off = (sum(throughput(p, mode) for p in pairs) for mode in ("on", "off"))
-print(f"\ntracing on costs {', '.join(f'{c:.1f} %' for c in costs)} of the throughput with it off"
-      + (f"; {100 * (off - on) / off:.1f} % on the sums of the runs" if count > 1 else "") + "\n")
-print("| process | peak RSS, telemetry on (MiB) | off (MiB) |")
+out, connections, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+RUST = ["gateway", "user", "user-queue", "slack", "slack-queue"]
+STORES = ["postgres", "rabbitmq", "redis"]
+
+bench = open(f"{out}/pgbench.txt").read()
+transactions = int(re.search(r"number of transactions actually processed: (\d+)", bench).group(1))
+tps = float(re.search(r"tps = ([0-9.]+)", bench).group(1))
+reference = json.load(open(f"{out}/pgbench.json"))["cpu_seconds"]
+txn = {name: 1e6 * seconds / transactions for name, seconds in reference.items()}
+txn_all = txn["postgres"] + txn["client"]
+print(f"Reference: one pgbench transaction of the user service's statement costs {txn_all:.0f} µs of CPU "
+      f"(Postgres {txn['postgres']:.0f} µs, the pgbench client {txn['client']:.0f} µs; {tps:.0f} tps at "
+      f"{connections} connections). ×txn below is a multiple of it.\n")
+
+def load(mode, scenario, run):
+    try:
+        return json.load(open(f"{out}/{mode}-{scenario}-{run}.json"))
+    except FileNotFoundError:
+        return None
+
+def cpu(result, names):
+    return sum(result["cpu_us_per_request"].get(name, 0.0) for name in names)
+
+print(f"| scenario | telemetry | run | req/s | p50 ms | p99 ms | Rust µs (×txn) | Postgres µs (×txn) | RabbitMQ µs | Redis µs | all µs (×txn) |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+rows = []
+for run in range(1, runs + 1):
+    for mode, scenario in [("on", "post"), ("off", "post"), ("on", "get"), ("on", "ping"), ("off", "ping"), ("on", "availability")]:
+        result = load(mode, scenario, run)
+        if result is None:
+            continue
+        s = result["summary"]
+        rust, pg = cpu(result, RUST), cpu(result, ["postgres"])
+        everything = rust + cpu(result, STORES)
+        rows.append((mode, scenario, run, rust, everything, result))
+        print(f"| {result['scenario']} | {mode} | {run} | {s['throughput']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+              f"{rust:.0f} ({rust / txn_all:.2f}) | {pg:.0f} ({pg / txn_all:.2f}) | {cpu(result, ['rabbitmq']):.0f} | "
+              f"{cpu(result, ['redis']):.0f} | {everything:.0f} ({everything / txn_all:.2f}) |")
+
+print("\nPer process, µs of CPU a request:\n")
+header = RUST + STORES + ["client"]
+print("| scenario | telemetry | run | " + " | ".join(header) + " |")
+print("| --- | --- | ---: | " + " | ".join("---:" for _ in header) + " |")
+for mode, scenario, run, _, _, result in rows:
+    per = result["cpu_us_per_request"]
+    print(f"| {result['scenario']} | {mode} | {run} | " + " | ".join(f"{per.get(name, 0):.0f}" for name in header) + " |")
+
+print()
+for run in range(1, runs + 1):
+    on, off = load("on", "post", run), load("off", "post", run)
+    if on and off:
+        rust_on, rust_off = cpu(on, RUST), cpu(off, RUST)
+        all_on, all_off = rust_on + cpu(on, STORES), rust_off + cpu(off, STORES)
+        print(f"Run {run}: tracing on costs {100 * (rust_on - rust_off) / rust_off:+.1f} % CPU per POST /user in the Rust processes, "
+              f"{100 * (all_on - all_off) / all_off:+.1f} % in everything; "
+              f"{100 * (off['summary']['throughput'] - on['summary']['throughput']) / off['summary']['throughput']:+.1f} % of the throughput.")
+    if on and on["slack"]:
+        slack = on["slack"]
+        print(f"Run {run}: {slack['arrived']}/{slack['created']} users announced in Slack ({slack['duplicated']} more than once); "
+              f"{on['spans'] or 0} spans exported during POST /user.")
+
+def quantile(path, q):
+    buckets = []
+    for line in open(path):
+        match = re.match(r'messaging_event_delivery_lag_seconds_bucket\{.*le="([^"]+)".*\} ([0-9.e+]+)', line)
+        if match:
+            buckets.append((float("inf") if match.group(1) == "+Inf" else float(match.group(1)), float(match.group(2))))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    buckets.sort()
+    total, previous_bound, previous_count = buckets[-1][1], 0.0, 0.0
+    for bound, count in buckets:
+        if count >= q * total:
+            if bound == float("inf"):
+                return previous_bound
+            share = (q * total - previous_count) / max(count - previous_count, 1e-9)
+            return previous_bound + (bound - previous_bound) * share
+        previous_bound, previous_count = bound, count
+for run in range(1, runs + 1):
+    for mode in ("on", "off"):
+        path = f"{out}/{mode}-{run}-slack-queue.metrics"
+        try:
+            p50, p99 = quantile(path, 0.5), quantile(path, 0.99)
+        except FileNotFoundError:
+            continue
+        if p50 is not None:
+            print(f"Run {run}, telemetry {mode}: event delivery lag (commit to handled, every event of the stack's life) "
+                  f"p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms.")
+
+print("\n| process | peak RSS, telemetry on (MiB) | off (MiB) |")
 print("| --- | ---: | ---: |")
 def peaks(mode):
     peak = {}
-    for n in range(1, count + 1):
-        for line in open(f"{out}/{mode}-{n}-rss.txt"):
-            service, kib = line.split()
-            peak[service] = max(peak.get(service, 0), int(kib))
+    for run in range(1, runs + 1):
+        try:
+            for line in open(f"{out}/{mode}-{run}-rss.txt"):
+                service, kib = line.split()
+                peak[service] = max(peak.get(service, 0), int(kib))
+        except FileNotFoundError:
+            pass
     return peak
 rss = {mode: peaks(mode) for mode in ("on", "off")}
-for service in rss["on"]:
-    print(f"| {service} | {rss['on'][service] / 1024:.1f} | {rss['off'][service] / 1024:.1f} |")
+for service in RUST:
+    on, off = rss["on"].get(service), rss["off"].get(service)
+    print(f"| {service} | {on / 1024 if on else 0:.1f} | {off / 1024 if off else 0:.1f} |")
 PY
 exit $failed

@@ -141,7 +141,9 @@ pub(crate) const EVENT_LAG: &str = "messaging_event_delivery_lag_seconds";
 /// made it) to having been handled by the consumer of `queue`: the outbox's poll or wake-up,
 /// the relay, the broker and the handling together.
 pub fn record_event_lag(queue: &str, occurred_at: chrono::DateTime<chrono::Utc>) {
-    let lag = (chrono::Utc::now() - occurred_at).to_std().unwrap_or_default();
+    let lag = (chrono::Utc::now() - occurred_at)
+        .to_std()
+        .unwrap_or_default();
     histogram!(EVENT_LAG, "queue" => queue.to_owned()).record(lag.as_secs_f64());
 }
 

@@ -1,13 +1,17 @@
-//! `load`: a fixed number of connections posting users through the gateway as fast as they
-//! are answered, every email unique. A progress line while it runs, a table at the end, and
-//! then the check that matters: every created user's "User <email> created" reached Slack,
-//! once. For that, and to count exported spans, it serves stand-ins for Slack and Zipkin that
-//! the stack is pointed at (see `benches/run-load.sh`).
+//! `load`: a fixed number of connections sending one kind of request through the gateway as
+//! fast as they are answered (`--scenario`: `post`, users posted with unique emails; `ping`;
+//! `get`, one user read again and again; `availability`, the RPC call). A progress line while it
+//! runs, a table at the end with the CPU each watched process spent per request (`--cpu
+//! NAME=PID`, the process and its descendants, over the measured seconds), and for `post` the
+//! check that matters: every created user's "User <email> created" reached Slack, once. For
+//! that, and to count exported spans, it serves stand-ins for Slack and Zipkin that the stack is
+//! pointed at (see `benches/run-load.sh`).
 //!
 //! ```text
 //! load --url http://127.0.0.1:8100 --token "$(mint-token load)" --connections 16 --seconds 20 \
 //!      [--warmup 3] [--slack-listen 127.0.0.1:19999] [--collector-listen 127.0.0.1:19411] \
-//!      [--label NAME] [--json FILE] [--delivery-timeout 120]
+//!      [--label NAME] [--json FILE] [--delivery-timeout 120] [--scenario post] \
+//!      [--cpu gateway=PID --cpu postgres=PID ...]
 //! ```
 //!
 //! `load --url URL --rate 20 [--seconds 600]` is the other mode: a steady mixed load to look
@@ -15,12 +19,14 @@
 //! `--seconds` says otherwise. Without `--token` (or `TOKEN`) it signs its own with
 //! `JWT_SECRET`, or the development secret, as `mint-token` does.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use benchmarks::cpu::Watched;
 use benchmarks::report::Tally;
 use benchmarks::sinks::{CollectorSink, SlackSink};
 use serde_json::json;
@@ -37,11 +43,55 @@ struct Options {
     label: String,
     json: Option<String>,
     delivery_timeout: u64,
+    scenario: Scenario,
+    cpu: Watched,
+}
+
+/// What each request of the fixed mode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Post,
+    Ping,
+    Get,
+    Availability,
+}
+
+impl Scenario {
+    fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "post" => Self::Post,
+            "ping" => Self::Ping,
+            "get" => Self::Get,
+            "availability" => Self::Availability,
+            other => {
+                return Err(format!(
+                    "--scenario {other:?}: expected post, ping, get or availability"
+                ));
+            }
+        })
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Post => "POST /user",
+            Self::Ping => "GET /ping",
+            Self::Get => "GET /user/{id}",
+            Self::Availability => "GET /users/availability",
+        }
+    }
+
+    fn expected(self) -> u16 {
+        match self {
+            Self::Post => 201,
+            _ => 200,
+        }
+    }
 }
 
 const USAGE: &str = "usage: load --url URL --token TOKEN [--connections 16] [--seconds 20] \
 [--warmup 3] [--slack-listen ADDR] [--collector-listen ADDR] [--label NAME] [--json FILE] \
-[--delivery-timeout 120]\n       load --url URL --rate N [--seconds S] [--token TOKEN]";
+[--delivery-timeout 120] [--scenario post|ping|get|availability] [--cpu NAME=PID]...\n       \
+load --url URL --rate N [--seconds S] [--token TOKEN]";
 
 impl Options {
     /// The fixed mode's measured seconds.
@@ -62,6 +112,8 @@ impl Options {
             label: "load".into(),
             json: None,
             delivery_timeout: 120,
+            scenario: Scenario::Post,
+            cpu: Watched::default(),
         };
         while let Some(flag) = args.next() {
             let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -87,6 +139,8 @@ impl Options {
                 "--label" => options.label = value,
                 "--json" => options.json = Some(value),
                 "--delivery-timeout" => options.delivery_timeout = number()?,
+                "--scenario" => options.scenario = Scenario::parse(&value)?,
+                "--cpu" => options.cpu.add(&value)?,
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -162,21 +216,39 @@ async fn run(options: Options) -> Result<bool, String> {
         format!("the gateway does not answer at {ping} ({error}); start the stack first")
     })?;
     println!(
-        "load \"{}\": POST {}/user, {} connections, {} s after {} s of warm-up",
+        "load \"{}\": {} on {}, {} connections, {} s after {} s of warm-up",
         options.label,
+        options.scenario.describe(),
         options.url,
         options.connections,
         options.measured_seconds(),
         options.warmup
     );
-    let (tally, created) = drive(&options, &client).await?;
+    let read_id = match options.scenario {
+        Scenario::Get => Some(create_one(&options, &client).await?),
+        _ => None,
+    };
+    let (tally, created, cpu) = drive(&options, &client, read_id).await?;
     eprintln!();
     let summary = tally.summary(Duration::from_secs(options.measured_seconds()));
     print!("{summary}");
-    let mut ok = summary.statuses.keys().all(|status| status == "201");
+    let expected = options.scenario.expected().to_string();
+    let mut ok = summary.statuses.keys().all(|status| *status == expected);
+    let per_request: BTreeMap<String, f64> = cpu
+        .iter()
+        .map(|(name, spent)| {
+            (
+                name.clone(),
+                spent.as_secs_f64() * 1e6 / summary.requests.max(1) as f64,
+            )
+        })
+        .collect();
+    for (name, micros) in &per_request {
+        println!("  cpu          {name:<12} {micros:>9.1} µs a request");
+    }
 
     let mut delivery = serde_json::Value::Null;
-    if options.slack_listen.is_some() {
+    if options.slack_listen.is_some() && options.scenario == Scenario::Post {
         let (arrived, duplicated, waited) = wait_for_slack(
             &slack,
             &created,
@@ -196,10 +268,17 @@ async fn run(options: Options) -> Result<bool, String> {
         println!("  spans        {spans} received by the collector stand-in");
     }
     if let Some(path) = &options.json {
+        let cpu_seconds: BTreeMap<&String, f64> = cpu
+            .iter()
+            .map(|(name, spent)| (name, spent.as_secs_f64()))
+            .collect();
         let line = json!({
             "label": options.label,
+            "scenario": options.scenario.describe(),
             "connections": options.connections,
             "summary": summary,
+            "cpu_seconds": cpu_seconds,
+            "cpu_us_per_request": per_request,
             "slack": delivery,
             "spans": spans,
         });
@@ -225,24 +304,45 @@ async fn serve_stand_ins(options: &Options) -> Result<(SlackSink, CollectorSink)
     Ok((slack, collector))
 }
 
-/// The load itself: `connections` workers posting users until the deadline; the measured
-/// answers, and the emails of every user created (warm-up included).
+/// Creates the user the `get` scenario reads.
+async fn create_one(options: &Options, client: &reqwest::Client) -> Result<i64, String> {
+    let email = format!("load-read-{}@example.com", std::process::id());
+    let created: serde_json::Value = client
+        .post(format!("{}/user", options.url))
+        .bearer_auth(&options.token)
+        .json(&json!({"name": "Load Test", "email": email}))
+        .send()
+        .await
+        .and_then(|response| response.error_for_status())
+        .map_err(|error| format!("cannot create the user to read: {error}"))?
+        .json()
+        .await
+        .map_err(|error| error.to_string())?;
+    created["id"]
+        .as_i64()
+        .ok_or_else(|| format!("the created user has no id: {created}"))
+}
+
+/// The load itself: `connections` workers sending the scenario's requests until the deadline;
+/// the measured answers, the emails of every user created (warm-up included), and the CPU
+/// each watched process spent over the measured seconds.
 async fn drive(
     options: &Options,
     client: &reqwest::Client,
-) -> Result<(Tally, Vec<String>), String> {
+    read_id: Option<i64>,
+) -> Result<(Tally, Vec<String>, BTreeMap<String, Duration>), String> {
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis())
         .unwrap_or_default();
-    let target = format!("{}/user", options.url);
+    let (url, scenario) = (options.url.clone(), options.scenario);
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
     let measured_from = started + Duration::from_secs(options.warmup);
     let deadline = measured_from + Duration::from_secs(options.measured_seconds());
     let workers: Vec<_> = (0..options.connections)
         .map(|worker| {
-            let (client, target, token) = (client.clone(), target.clone(), options.token.clone());
+            let (client, url, token) = (client.clone(), url.clone(), options.token.clone());
             let progress = Arc::clone(&progress);
             tokio::spawn(async move {
                 let mut tally = Tally::default();
@@ -253,15 +353,23 @@ async fn drive(
                         break;
                     }
                     let email = format!("load-{run_id}-{worker}-{n}@example.com");
-                    let status = client
-                        .post(&target)
-                        .bearer_auth(&token)
-                        .json(&json!({"name": "Load Test", "email": email}))
+                    let request = match scenario {
+                        Scenario::Post => client
+                            .post(format!("{url}/user"))
+                            .bearer_auth(&token)
+                            .json(&json!({"name": "Load Test", "email": email})),
+                        Scenario::Ping => client.get(format!("{url}/ping")),
+                        Scenario::Get => client.get(format!("{url}/user/{}", read_id.unwrap_or(1))),
+                        Scenario::Availability => {
+                            client.get(format!("{url}/users/availability?email={email}"))
+                        }
+                    };
+                    let status = request
                         .send()
                         .await
                         .map(|response| response.status().as_u16())
                         .unwrap_or(0);
-                    if status == 201 {
+                    if scenario == Scenario::Post && status == 201 {
                         created.push(email);
                     }
                     progress.answered.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +387,14 @@ async fn drive(
         started,
         measured_from,
     ));
+    // The CPU of the measured seconds only: sampled when they start and when they end.
+    let watched = options.cpu.clone();
+    let sampling = tokio::spawn(async move {
+        tokio::time::sleep_until(measured_from.into()).await;
+        let first = watched.sample();
+        tokio::time::sleep_until(deadline.into()).await;
+        watched.sample().since(&first)
+    });
     let mut tally = Tally::default();
     let mut created = Vec::new();
     for worker in workers {
@@ -287,7 +403,8 @@ async fn drive(
         created.extend(worker_created);
     }
     reporter.abort();
-    Ok((tally, created))
+    let cpu = sampling.await.map_err(|error| error.to_string())?;
+    Ok((tally, created, cpu))
 }
 
 /// A listener that ended within a moment could not bind.
