@@ -16,13 +16,6 @@ pub mod serve;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-/// Every process of the stack allocates with mimalloc. Under load, glibc's malloc and free were
-/// about a third of the gateway's CPU in a `perf` profile (docs/performance.md); requests
-/// allocate and free many small buffers across the runtime's threads, which mimalloc's
-/// thread-local free lists serve without locks.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use json::JsonObject;
 pub use launch::{Launch, LaunchError, Service, Shutdown};
 pub use problem::{FieldError, Problem};
