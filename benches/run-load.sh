@@ -15,9 +15,13 @@
 #      (RPC) through the gateway, CONNECTIONS connections, SECONDS_PER_RUN s each after a
 #      warm-up; every created user's Slack message must arrive, once;
 #   2. the same stack with tracing off: POST /user and GET /ping;
+#   each POST /user twice: as fast as answered, and paced at half the first run's full speed
+#   (PACE=N sets it), where the event delivery lag is what a stack that keeps up shows;
 #   3. pgbench, the reference.
-# RUNS repeats 1 and 2. Peak RSS of each process, and the event delivery lag (commit to handled)
-# from slack-queue's histogram. Results go to target/load/ (report.md is the table).
+# RUNS repeats 1 and 2. Peak RSS of each process; the event delivery lag (commit to handled) of
+# each POST /user run's events, from slack-queue's histogram before and after. The CPU of a POST
+# /user run lasts until its last announcement arrived. Results go to target/load/ (report.md is
+# the table).
 #
 #   benches/run-load.sh                      # 16 connections, 20 s per scenario
 #   RUNS=2 CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
@@ -122,28 +126,40 @@ start_stack() {
     done
 }
 
-# load_scenario MODE SCENARIO RUN: the load driver, watching every process's CPU.
+# load_scenario MODE NAME RUN SCENARIO [LOAD FLAGS...]: the load driver, watching every
+# process's CPU and slack-queue's delivery lag; its figures go to $OUT/MODE-NAME-RUN.json.
 load_scenario() {
-    local mode=$1 scenario=$2 run=$3
+    local mode=$1 name=$2 run=$3
+    shift 3
     local -a watched=("${STORES[@]}")
     for i in "${!SERVICES[@]}"; do
         watched+=(--cpu "${SERVICES[$i]}=${PIDS[$i]}")
     done
     "$BIN/load" --url http://127.0.0.1:18100 --token "$("$BIN/mint-token" load)" \
-        --scenario "$scenario" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
+        --scenario "$@" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
         --warmup "$WARMUP" --slack-listen "$SLACK_LISTEN" --collector-listen "$COLLECTOR_LISTEN" \
-        --label "$scenario, telemetry $mode ($run of $RUNS)" --json "$OUT/$mode-$scenario-$run.json" \
+        --lag-metrics http://127.0.0.1:19102/metrics \
+        --label "$name, telemetry $mode ($run of $RUNS)" --json "$OUT/$mode-$name-$run.json" \
         "${watched[@]}"
 }
 
-# finish_stack MODE RUN: peak RSS and slack-queue's lag histogram, then stop.
+# The pace of the paced runs: half what POST /user reached at full speed with telemetry on in
+# the first run (PACE overrides it), the same for both modes.
+pace() {
+    if [[ -z ${PACE:-} ]]; then
+        PACE=$(python3 -c 'import json, sys; print(max(1, int(json.load(open(sys.argv[1]))["summary"]["throughput"] / 2)))' \
+            "$OUT/on-post-1.json")
+    fi
+    echo "$PACE"
+}
+
+# finish_stack MODE RUN: peak RSS, then stop.
 finish_stack() {
     local mode=$1 run=$2
     : >"$OUT/$mode-$run-rss.txt"
     for i in "${!SERVICES[@]}"; do
         echo "${SERVICES[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$mode-$run-rss.txt"
     done
-    curl -sf http://127.0.0.1:19102/metrics >"$OUT/$mode-$run-slack-queue.metrics" || true
     stop_stack
 }
 
@@ -176,17 +192,19 @@ failed=0
 rm -f "$OUT"/on-*.json "$OUT"/off-*.json
 for run in $(seq "$RUNS"); do
     if start_stack on; then
-        for scenario in post get ping availability; do
-            load_scenario on "$scenario" "$run" || failed=1
+        load_scenario on post "$run" post || failed=1
+        load_scenario on paced "$run" post --pace "$(pace)" || failed=1
+        for scenario in get ping availability; do
+            load_scenario on "$scenario" "$run" "$scenario" || failed=1
         done
         finish_stack on "$run"
     else
         failed=1
     fi
     if start_stack off; then
-        for scenario in post ping; do
-            load_scenario off "$scenario" "$run" || failed=1
-        done
+        load_scenario off post "$run" post || failed=1
+        load_scenario off paced "$run" post --pace "$(pace)" || failed=1
+        load_scenario off ping "$run" ping || failed=1
         finish_stack off "$run"
     else
         failed=1
@@ -219,11 +237,21 @@ def load(mode, scenario, run):
 def cpu(result, names):
     return sum(result["cpu_us_per_request"].get(name, 0.0) for name in names)
 
-print(f"| scenario | telemetry | run | req/s | p50 ms | p99 ms | Rust µs (×txn) | Postgres µs (×txn) | RabbitMQ µs | Redis µs | all µs (×txn) |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def name(result):
+    return f"{result['scenario']} at {result['pace']}/s" if result.get("pace") else result["scenario"]
+
+def lag(result):
+    lag = result.get("lag") or {}
+    if lag.get("p50_ms") is None:
+        return ""
+    return f"{lag['p50_ms']:.1f} / {lag['p99_ms']:.1f}"
+
+print(f"| scenario | telemetry | run | req/s | p50 ms | p99 ms | lag p50 / p99 ms | Rust µs (×txn) | Postgres µs (×txn) | RabbitMQ µs | Redis µs | all µs (×txn) |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 rows = []
 for run in range(1, runs + 1):
-    for mode, scenario in [("on", "post"), ("off", "post"), ("on", "get"), ("on", "ping"), ("off", "ping"), ("on", "availability")]:
+    for mode, scenario in [("on", "post"), ("off", "post"), ("on", "paced"), ("off", "paced"), ("on", "get"),
+                           ("on", "ping"), ("off", "ping"), ("on", "availability")]:
         result = load(mode, scenario, run)
         if result is None:
             continue
@@ -231,7 +259,7 @@ for run in range(1, runs + 1):
         rust, pg = cpu(result, RUST), cpu(result, ["postgres"])
         everything = rust + cpu(result, STORES)
         rows.append((mode, scenario, run, rust, everything, result))
-        print(f"| {result['scenario']} | {mode} | {run} | {s['throughput']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+        print(f"| {name(result)} | {mode} | {run} | {s['throughput']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {lag(result)} | "
               f"{rust:.0f} ({rust / txn_all:.2f}) | {pg:.0f} ({pg / txn_all:.2f}) | {cpu(result, ['rabbitmq']):.0f} | "
               f"{cpu(result, ['redis']):.0f} | {everything:.0f} ({everything / txn_all:.2f}) |")
 
@@ -241,49 +269,24 @@ print("| scenario | telemetry | run | " + " | ".join(header) + " |")
 print("| --- | --- | ---: | " + " | ".join("---:" for _ in header) + " |")
 for mode, scenario, run, _, _, result in rows:
     per = result["cpu_us_per_request"]
-    print(f"| {result['scenario']} | {mode} | {run} | " + " | ".join(f"{per.get(name, 0):.0f}" for name in header) + " |")
+    print(f"| {name(result)} | {mode} | {run} | " + " | ".join(f"{per.get(name, 0):.0f}" for name in header) + " |")
 
 print()
 for run in range(1, runs + 1):
-    on, off = load("on", "post", run), load("off", "post", run)
-    if on and off:
-        rust_on, rust_off = cpu(on, RUST), cpu(off, RUST)
-        all_on, all_off = rust_on + cpu(on, STORES), rust_off + cpu(off, STORES)
-        print(f"Run {run}: tracing on costs {100 * (rust_on - rust_off) / rust_off:+.1f} % CPU per POST /user in the Rust processes, "
-              f"{100 * (all_on - all_off) / all_off:+.1f} % in everything; "
-              f"{100 * (off['summary']['throughput'] - on['summary']['throughput']) / off['summary']['throughput']:+.1f} % of the throughput.")
-    if on and on["slack"]:
-        slack = on["slack"]
-        print(f"Run {run}: {slack['arrived']}/{slack['created']} users announced in Slack ({slack['duplicated']} more than once); "
-              f"{on['spans'] or 0} spans exported during POST /user.")
-
-def quantile(path, q):
-    buckets = []
-    for line in open(path):
-        match = re.match(r'messaging_event_delivery_lag_seconds_bucket\{.*le="([^"]+)".*\} ([0-9.e+]+)', line)
-        if match:
-            buckets.append((float("inf") if match.group(1) == "+Inf" else float(match.group(1)), float(match.group(2))))
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    buckets.sort()
-    total, previous_bound, previous_count = buckets[-1][1], 0.0, 0.0
-    for bound, count in buckets:
-        if count >= q * total:
-            if bound == float("inf"):
-                return previous_bound
-            share = (q * total - previous_count) / max(count - previous_count, 1e-9)
-            return previous_bound + (bound - previous_bound) * share
-        previous_bound, previous_count = bound, count
-for run in range(1, runs + 1):
-    for mode in ("on", "off"):
-        path = f"{out}/{mode}-{run}-slack-queue.metrics"
-        try:
-            p50, p99 = quantile(path, 0.5), quantile(path, 0.99)
-        except FileNotFoundError:
-            continue
-        if p50 is not None:
-            print(f"Run {run}, telemetry {mode}: event delivery lag (commit to handled, every event of the stack's life) "
-                  f"p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms.")
+    for scenario in ("post", "paced"):
+        on, off = load("on", scenario, run), load("off", scenario, run)
+        if on and off:
+            rust_on, rust_off = cpu(on, RUST), cpu(off, RUST)
+            all_on, all_off = rust_on + cpu(on, STORES), rust_off + cpu(off, STORES)
+            print(f"Run {run}, {name(on)}: tracing on costs {100 * (rust_on - rust_off) / rust_off:+.1f} % CPU per request in the Rust processes, "
+                  f"{100 * (all_on - all_off) / all_off:+.1f} % in everything; "
+                  f"{100 * (off['summary']['throughput'] - on['summary']['throughput']) / off['summary']['throughput']:+.1f} % of the throughput.")
+        for result in (on, off):
+            if result and result["slack"]:
+                slack = result["slack"]
+                print(f"Run {run}, {name(result)}, {result['label'].split(', ')[1].split(' (')[0]}: {slack['arrived']}/{slack['created']} users announced in Slack "
+                      f"({slack['duplicated']} more than once, the last {slack['seconds_after_load']:.1f} s after the load); "
+                      f"{result['spans'] or 0} spans exported.")
 
 print("\n| process | peak RSS, telemetry on (MiB) | off (MiB) |")
 print("| --- | ---: | ---: |")

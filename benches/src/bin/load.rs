@@ -2,16 +2,23 @@
 //! fast as they are answered (`--scenario`: `post`, users posted with unique emails; `ping`;
 //! `get`, one user read again and again; `availability`, the RPC call). A progress line while it
 //! runs, a table at the end with the CPU each watched process spent per request (`--cpu
-//! NAME=PID`, the process and its descendants, over the measured seconds), and for `post` the
-//! check that matters: every created user's "User <email> created" reached Slack, once. For
-//! that, and to count exported spans, it serves stand-ins for Slack and Zipkin that the stack is
-//! pointed at (see `benches/run-load.sh`).
+//! NAME=PID`, the process and its descendants), and for `post` the check that matters: every
+//! created user's "User <email> created" reached Slack, once. For that, and to count exported
+//! spans, it serves stand-ins for Slack and Zipkin that the stack is pointed at (see
+//! `benches/run-load.sh`).
+//!
+//! The CPU is that of the requests' whole work: for `post` the warm-up's announcements are
+//! awaited before the measured seconds start, and the measured ones' before they end, so a
+//! consumer that falls behind is charged for its backlog, not excused from it. `--pace N` sends
+//! at most N requests a second (spread over the connections) instead of as fast as they are
+//! answered; `--lag-metrics URL` reads slack-queue's delivery lag histogram before and after and
+//! reports the lag of the measured requests' events.
 //!
 //! ```text
 //! load --url http://127.0.0.1:8100 --token "$(mint-token load)" --connections 16 --seconds 20 \
 //!      [--warmup 3] [--slack-listen 127.0.0.1:19999] [--collector-listen 127.0.0.1:19411] \
-//!      [--label NAME] [--json FILE] [--delivery-timeout 120] [--scenario post] \
-//!      [--cpu gateway=PID --cpu postgres=PID ...]
+//!      [--label NAME] [--json FILE] [--delivery-timeout 120] [--scenario post] [--pace N] \
+//!      [--lag-metrics http://127.0.0.1:9102/metrics] [--cpu gateway=PID --cpu postgres=PID ...]
 //! ```
 //!
 //! `load --url URL --rate 20 [--seconds 600]` is the other mode: a steady mixed load to look
@@ -22,11 +29,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use benchmarks::cpu::Watched;
+use benchmarks::lag::Histogram;
 use benchmarks::report::Tally;
 use benchmarks::sinks::{CollectorSink, SlackSink};
 use serde_json::json;
@@ -44,6 +52,10 @@ struct Options {
     json: Option<String>,
     delivery_timeout: u64,
     scenario: Scenario,
+    /// At most this many requests a second, over all connections.
+    pace: Option<u64>,
+    /// slack-queue's `/metrics`, for the delivery lag.
+    lag_metrics: Option<String>,
     cpu: Watched,
 }
 
@@ -90,7 +102,8 @@ impl Scenario {
 
 const USAGE: &str = "usage: load --url URL --token TOKEN [--connections 16] [--seconds 20] \
 [--warmup 3] [--slack-listen ADDR] [--collector-listen ADDR] [--label NAME] [--json FILE] \
-[--delivery-timeout 120] [--scenario post|ping|get|availability] [--cpu NAME=PID]...\n       \
+[--delivery-timeout 120] [--scenario post|ping|get|availability] [--pace N] \
+[--lag-metrics URL] [--cpu NAME=PID]...\n       \
 load --url URL --rate N [--seconds S] [--token TOKEN]";
 
 impl Options {
@@ -113,6 +126,8 @@ impl Options {
             json: None,
             delivery_timeout: 120,
             scenario: Scenario::Post,
+            pace: None,
+            lag_metrics: None,
             cpu: Watched::default(),
         };
         while let Some(flag) = args.next() {
@@ -140,6 +155,8 @@ impl Options {
                 "--json" => options.json = Some(value),
                 "--delivery-timeout" => options.delivery_timeout = number()?,
                 "--scenario" => options.scenario = Scenario::parse(&value)?,
+                "--pace" => options.pace = Some(number()?.max(1)),
+                "--lag-metrics" => options.lag_metrics = Some(value),
                 "--cpu" => options.cpu.add(&value)?,
                 _ => return Err(format!("unknown flag {flag}")),
             }
@@ -228,13 +245,16 @@ async fn run(options: Options) -> Result<bool, String> {
         Scenario::Get => Some(create_one(&options, &client).await?),
         _ => None,
     };
-    let (tally, created, cpu) = drive(&options, &client, read_id).await?;
+    let measured = drive(&options, &client, read_id, &slack).await?;
     eprintln!();
-    let summary = tally.summary(Duration::from_secs(options.measured_seconds()));
+    let summary = measured
+        .tally
+        .summary(Duration::from_secs(options.measured_seconds()));
     print!("{summary}");
     let expected = options.scenario.expected().to_string();
     let mut ok = summary.statuses.keys().all(|status| *status == expected);
-    let per_request: BTreeMap<String, f64> = cpu
+    let per_request: BTreeMap<String, f64> = measured
+        .cpu
         .iter()
         .map(|(name, spent)| {
             (
@@ -248,27 +268,34 @@ async fn run(options: Options) -> Result<bool, String> {
     }
 
     let mut delivery = serde_json::Value::Null;
-    if options.slack_listen.is_some() && options.scenario == Scenario::Post {
-        let (arrived, duplicated, waited) = wait_for_slack(
-            &slack,
-            &created,
-            Duration::from_secs(options.delivery_timeout),
-        )
-        .await;
+    if let Some(announced) = &measured.announced {
         println!(
-            "  slack        {arrived}/{} users announced ({duplicated} more than once), {:.1} s after the load",
-            created.len(),
-            waited.as_secs_f64()
+            "  slack        {}/{} users announced ({} more than once), {:.1} s after the load",
+            announced.arrived,
+            measured.created.len(),
+            announced.duplicated,
+            announced.waited.as_secs_f64()
         );
-        ok &= arrived == created.len() && duplicated == 0;
-        delivery = json!({"created": created.len(), "arrived": arrived, "duplicated": duplicated, "seconds_after_load": waited.as_secs_f64()});
+        ok &= announced.arrived == measured.created.len() && announced.duplicated == 0;
+        delivery = json!({"created": measured.created.len(), "arrived": announced.arrived, "duplicated": announced.duplicated, "seconds_after_load": announced.waited.as_secs_f64()});
     }
+    let lag = measured.lag.map(|lag| {
+        let [p50, p99] = [0.5, 0.99].map(|q| lag.quantile(q).map(|seconds| seconds * 1e3));
+        if let (Some(p50), Some(p99)) = (p50, p99) {
+            println!(
+                "  lag          p50 {p50:.1} ms   p99 {p99:.1} ms   ({} events, commit to handled)",
+                lag.count()
+            );
+        }
+        json!({"events": lag.count(), "p50_ms": p50, "p99_ms": p99})
+    });
     let spans = options.collector_listen.map(|_| collector.spans());
     if let Some(spans) = spans {
         println!("  spans        {spans} received by the collector stand-in");
     }
     if let Some(path) = &options.json {
-        let cpu_seconds: BTreeMap<&String, f64> = cpu
+        let cpu_seconds: BTreeMap<&String, f64> = measured
+            .cpu
             .iter()
             .map(|(name, spent)| (name, spent.as_secs_f64()))
             .collect();
@@ -276,10 +303,12 @@ async fn run(options: Options) -> Result<bool, String> {
             "label": options.label,
             "scenario": options.scenario.describe(),
             "connections": options.connections,
+            "pace": options.pace,
             "summary": summary,
             "cpu_seconds": cpu_seconds,
             "cpu_us_per_request": per_request,
             "slack": delivery,
+            "lag": lag,
             "spans": spans,
         });
         std::fs::write(path, format!("{line}\n")).map_err(|error| format!("{path}: {error}"))?;
@@ -323,88 +352,179 @@ async fn create_one(options: &Options, client: &reqwest::Client) -> Result<i64, 
         .ok_or_else(|| format!("the created user has no id: {created}"))
 }
 
-/// The load itself: `connections` workers sending the scenario's requests until the deadline;
-/// the measured answers, the emails of every user created (warm-up included), and the CPU
-/// each watched process spent over the measured seconds.
+/// What the measured seconds gave.
+struct Measured {
+    tally: Tally,
+    /// The emails of the users created in the measured seconds.
+    created: Vec<String>,
+    /// For `post` with the Slack stand-in: how their announcements arrived.
+    announced: Option<Announced>,
+    /// The CPU each watched process spent from the measured seconds' start until their work was
+    /// done.
+    cpu: BTreeMap<String, Duration>,
+    /// The delivery lag of the events counted meanwhile, with `--lag-metrics`.
+    lag: Option<Histogram>,
+}
+
+/// The load itself: the warm-up, then the measured seconds, each followed (for `post` with the
+/// Slack stand-in) by the wait for its users' announcements, so the CPU sampled around the
+/// measured seconds is their requests' whole work and none of the warm-up's.
 async fn drive(
     options: &Options,
     client: &reqwest::Client,
     read_id: Option<i64>,
-) -> Result<(Tally, Vec<String>, BTreeMap<String, Duration>), String> {
+    slack: &SlackSink,
+) -> Result<Measured, String> {
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis())
         .unwrap_or_default();
-    let (url, scenario) = (options.url.clone(), options.scenario);
+    let awaits_slack = options.slack_listen.is_some() && options.scenario == Scenario::Post;
+    let delivery_timeout = Duration::from_secs(options.delivery_timeout);
     let progress = Arc::new(Progress::default());
-    let started = Instant::now();
-    let measured_from = started + Duration::from_secs(options.warmup);
-    let deadline = measured_from + Duration::from_secs(options.measured_seconds());
-    let workers: Vec<_> = (0..options.connections)
-        .map(|worker| {
-            let (client, url, token) = (client.clone(), url.clone(), options.token.clone());
-            let progress = Arc::clone(&progress);
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                let mut created = Vec::new();
-                for n in 0.. {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    let email = format!("load-{run_id}-{worker}-{n}@example.com");
-                    let request = match scenario {
-                        Scenario::Post => client
-                            .post(format!("{url}/user"))
-                            .bearer_auth(&token)
-                            .json(&json!({"name": "Load Test", "email": email})),
-                        Scenario::Ping => client.get(format!("{url}/ping")),
-                        Scenario::Get => client.get(format!("{url}/user/{}", read_id.unwrap_or(1))),
-                        Scenario::Availability => {
-                            client.get(format!("{url}/users/availability?email={email}"))
-                        }
-                    };
-                    let status = request
-                        .send()
-                        .await
-                        .map(|response| response.status().as_u16())
-                        .unwrap_or(0);
-                    if scenario == Scenario::Post && status == 201 {
-                        created.push(email);
-                    }
-                    progress.answered.fetch_add(1, Ordering::Relaxed);
-                    if now >= measured_from {
-                        tally.record(status, now.elapsed());
-                        progress.measured.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                (tally, created)
-            })
-        })
-        .collect();
-    let reporter = tokio::spawn(report_progress(
-        Arc::clone(&progress),
-        started,
-        measured_from,
-    ));
-    // The CPU of the measured seconds only: sampled when they start and when they end.
-    let watched = options.cpu.clone();
-    let sampling = tokio::spawn(async move {
-        tokio::time::sleep_until(measured_from.into()).await;
-        let first = watched.sample();
-        tokio::time::sleep_until(deadline.into()).await;
-        watched.sample().since(&first)
-    });
-    let mut tally = Tally::default();
-    let mut created = Vec::new();
-    for worker in workers {
-        let (worker_tally, worker_created) = worker.await.map_err(|error| error.to_string())?;
-        tally.merge(&worker_tally);
-        created.extend(worker_created);
+    let reporter = tokio::spawn(report_progress(Arc::clone(&progress)));
+    let phase = |name: &'static str, seconds: u64| Phase {
+        options,
+        client,
+        read_id,
+        emails: format!("load-{run_id}-{name}"),
+        until: Instant::now() + Duration::from_secs(seconds),
+        progress: Arc::clone(&progress),
+    };
+
+    let (_, warmed) = phase("warmup", options.warmup).run(false).await?;
+    if awaits_slack {
+        wait_for_slack(slack, &warmed, delivery_timeout).await;
     }
+    let lag_before = read_lag(options, client).await?;
+    let first = options.cpu.sample();
+    let _ = progress.measuring_since.set(Instant::now());
+    let (tally, created) = phase("measured", options.measured_seconds())
+        .run(true)
+        .await?;
     reporter.abort();
-    let cpu = sampling.await.map_err(|error| error.to_string())?;
-    Ok((tally, created, cpu))
+    let announced = if awaits_slack {
+        Some(wait_for_slack(slack, &created, delivery_timeout).await)
+    } else {
+        None
+    };
+    let cpu = options.cpu.sample().since(&first);
+    let lag = match (read_lag(options, client).await?, lag_before) {
+        (Some(after), Some(before)) => Some(after.since(&before)),
+        _ => None,
+    };
+    Ok(Measured {
+        tally,
+        created,
+        announced,
+        cpu,
+        lag,
+    })
+}
+
+/// slack-queue's lag histogram now, with `--lag-metrics`.
+async fn read_lag(
+    options: &Options,
+    client: &reqwest::Client,
+) -> Result<Option<Histogram>, String> {
+    let Some(url) = &options.lag_metrics else {
+        return Ok(None);
+    };
+    let exposition = client
+        .get(url)
+        .send()
+        .await
+        .and_then(|response| response.error_for_status())
+        .map_err(|error| format!("--lag-metrics {url}: {error}"))?
+        .text()
+        .await
+        .map_err(|error| format!("--lag-metrics {url}: {error}"))?;
+    Ok(Some(Histogram::parse(&exposition)))
+}
+
+/// One phase of the load: `connections` workers sending the scenario's requests until `until`,
+/// each at most at its share of `--pace`.
+struct Phase<'a> {
+    options: &'a Options,
+    client: &'a reqwest::Client,
+    read_id: Option<i64>,
+    /// The prefix of the emails posted, unique to the run and the phase.
+    emails: String,
+    until: Instant,
+    progress: Arc<Progress>,
+}
+
+impl Phase<'_> {
+    /// The answers (tallied only when `tallied`) and the emails of the users created.
+    async fn run(self, tallied: bool) -> Result<(Tally, Vec<String>), String> {
+        let options = self.options;
+        let (scenario, read_id, until) = (options.scenario, self.read_id, self.until);
+        let period = options
+            .pace
+            .map(|pace| Duration::from_secs_f64(options.connections as f64 / pace as f64));
+        let workers: Vec<_> = (0..options.connections)
+            .map(|worker| {
+                let client = self.client.clone();
+                let (url, token) = (options.url.clone(), options.token.clone());
+                let emails = format!("{}-{worker}", self.emails);
+                let progress = Arc::clone(&self.progress);
+                tokio::spawn(async move {
+                    let mut pacing = period.map(|period| {
+                        let mut pacing = tokio::time::interval(period);
+                        pacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        pacing
+                    });
+                    let mut tally = Tally::default();
+                    let mut created = Vec::new();
+                    for n in 0.. {
+                        if let Some(pacing) = &mut pacing {
+                            pacing.tick().await;
+                        }
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        let email = format!("{emails}-{n}@example.com");
+                        let request = match scenario {
+                            Scenario::Post => client
+                                .post(format!("{url}/user"))
+                                .bearer_auth(&token)
+                                .json(&json!({"name": "Load Test", "email": email})),
+                            Scenario::Ping => client.get(format!("{url}/ping")),
+                            Scenario::Get => {
+                                client.get(format!("{url}/user/{}", read_id.unwrap_or(1)))
+                            }
+                            Scenario::Availability => {
+                                client.get(format!("{url}/users/availability?email={email}"))
+                            }
+                        };
+                        let status = request
+                            .send()
+                            .await
+                            .map(|response| response.status().as_u16())
+                            .unwrap_or(0);
+                        if scenario == Scenario::Post && status == 201 {
+                            created.push(email);
+                        }
+                        progress.answered.fetch_add(1, Ordering::Relaxed);
+                        if tallied {
+                            tally.record(status, now.elapsed());
+                            progress.measured.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    (tally, created)
+                })
+            })
+            .collect();
+        let mut tally = Tally::default();
+        let mut created = Vec::new();
+        for worker in workers {
+            let (worker_tally, worker_created) = worker.await.map_err(|error| error.to_string())?;
+            tally.merge(&worker_tally);
+            created.extend(worker_created);
+        }
+        Ok((tally, created))
+    }
 }
 
 /// A listener that ended within a moment could not bind.
@@ -426,23 +546,28 @@ async fn fail_if_finished(
 struct Progress {
     /// Every request, warm-up included: the rate.
     answered: AtomicU64,
-    /// Those after the warm-up: the count that the final table measures.
+    /// Those of the measured seconds: the count that the final table measures.
     measured: AtomicU64,
+    /// When the measured seconds began.
+    measuring_since: OnceLock<Instant>,
 }
 
 /// One line a second on stderr, rewritten in place: the phase, the requests answered in it,
 /// and the last second's rate.
-async fn report_progress(progress: Arc<Progress>, started: Instant, measured_from: Instant) {
+async fn report_progress(progress: Arc<Progress>) {
+    let started = Instant::now();
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut previous = 0;
     loop {
         every.tick().await;
         let answered = progress.answered.load(Ordering::Relaxed);
-        let (phase, since, in_phase) = if Instant::now() < measured_from {
-            ("warm-up", started, answered)
-        } else {
-            let measured = progress.measured.load(Ordering::Relaxed);
-            ("measuring", measured_from, measured)
+        let (phase, since, in_phase) = match progress.measuring_since.get() {
+            None => ("warm-up", started, answered),
+            Some(since) => (
+                "measuring",
+                *since,
+                progress.measured.load(Ordering::Relaxed),
+            ),
         };
         eprint!(
             "\r  {phase:<9} {:>4.0} s  {in_phase:>9} requests  {:>7} req/s   ",
@@ -453,24 +578,38 @@ async fn report_progress(progress: Arc<Progress>, started: Instant, measured_fro
     }
 }
 
-/// Waits until every created user's message arrived or `timeout` passed: (arrived, arrived
-/// more than once, time waited).
-async fn wait_for_slack(
-    slack: &SlackSink,
-    created: &[String],
-    timeout: Duration,
-) -> (usize, usize, Duration) {
+/// How the announcements of a phase's users arrived.
+struct Announced {
+    arrived: usize,
+    /// Arrived more than once.
+    duplicated: usize,
+    /// From the end of the phase until the last arrived (or the timeout).
+    waited: Duration,
+}
+
+/// Waits until every created user's message arrived or `timeout` passed. Each poll looks on
+/// from the first one still missing, so waiting costs the driver little CPU.
+async fn wait_for_slack(slack: &SlackSink, created: &[String], timeout: Duration) -> Announced {
     let started = Instant::now();
+    let announcement = |email: &String| format!("User {email} created");
+    let mut missing = 0;
     loop {
-        let times: Vec<u32> = created
-            .iter()
-            .map(|email| slack.times(&format!("User {email} created")))
-            .collect();
-        let arrived = times.iter().filter(|times| **times > 0).count();
-        let duplicated = times.iter().filter(|times| **times > 1).count();
-        if arrived == created.len() || started.elapsed() > timeout {
-            return (arrived, duplicated, started.elapsed());
+        while missing < created.len() && slack.times(&announcement(&created[missing])) > 0 {
+            missing += 1;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        if missing == created.len() || started.elapsed() > timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    let times: Vec<u32> = created
+        .iter()
+        .map(|email| slack.times(&announcement(email)))
+        .collect();
+    Announced {
+        arrived: times.iter().filter(|times| **times > 0).count(),
+        duplicated: times.iter().filter(|times| **times > 1).count(),
+        waited,
     }
 }
