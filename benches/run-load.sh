@@ -39,7 +39,8 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 MANAGEMENT=${MANAGEMENT:-http://127.0.0.1:15672}
 OUT=target/load
-BIN=target/release
+# BIN=DIR runs the binaries of another build (to compare two builds in turn).
+BIN=${BIN:-target/release}
 SLACK_LISTEN=127.0.0.1:19999
 COLLECTOR_LISTEN=127.0.0.1:19411
 mkdir -p "$OUT"
