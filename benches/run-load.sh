@@ -4,24 +4,25 @@
 # What is measured is CPU time per request, beside req/s and latency: throughput moves by 20 %
 # and more from run to run on a shared 2-core VM, the CPU a request costs hardly does. Each
 # process's CPU (the five release processes, and Postgres, RabbitMQ and Redis with every process
-# they started: backends that exit count through their parent) is read from /proc over the
-# measured seconds, and divided by the requests answered. The reference is one pgbench
-# transaction of the user service's own statement (a user and its outbox row, one round trip)
-# on the same Postgres in the same run, CPU of Postgres and of the pgbench client: every figure
-# is also given as a multiple of it (×txn), which stays put when the machine is 2× faster.
+# they started: backends that exit count through their parent) is read from /proc from the start
+# of the measured seconds until their requests' work is done (for POST /user, until the last
+# created user's announcement arrived), and divided by the requests answered. The reference is
+# one pgbench transaction of the user service's own statement (a user and its outbox row, one
+# round trip) on the same Postgres in the same run, CPU of Postgres and of the pgbench client:
+# every figure is also given as a multiple of it (×txn), which stays put when the machine is 2×
+# faster.
 #
 #   1. the stack with full telemetry (100 % sampling, every span exported to the load driver's
 #      Zipkin stand-in): POST /user, GET /user/{id}, GET /ping and GET /users/availability
 #      (RPC) through the gateway, CONNECTIONS connections, SECONDS_PER_RUN s each after a
 #      warm-up; every created user's Slack message must arrive, once;
 #   2. the same stack with tracing off: POST /user and GET /ping;
-#   each POST /user twice: as fast as answered, and paced at half the first run's full speed
-#   (PACE=N sets it), where the event delivery lag is what a stack that keeps up shows;
 #   3. pgbench, the reference.
+# POST /user runs twice in 1 and 2: as fast as it is answered, and paced at half the first
+# run's full speed (PACE=N sets it), where the delivery lag is that of a stack that keeps up.
 # RUNS repeats 1 and 2. Peak RSS of each process; the event delivery lag (commit to handled) of
-# each POST /user run's events, from slack-queue's histogram before and after. The CPU of a POST
-# /user run lasts until its last announcement arrived. Results go to target/load/ (report.md is
-# the table).
+# each POST /user run's own events, from slack-queue's histogram before and after. Results go
+# to target/load/ (report.md is the table).
 #
 #   benches/run-load.sh                      # 16 connections, 20 s per scenario
 #   RUNS=2 CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
