@@ -29,6 +29,27 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
         .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
 }
 
+/// The router of a service behind the gateway: its `routes` and `/ping`, with the route faults
+/// struck on them and the caller the gateway names recorded on their spans, under the
+/// conventions, traced and measured; then `probes` (health, metrics, the OpenAPI document),
+/// which are neither.
+pub fn service_router<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    state: S,
+    faults: faults::Faults,
+    probes: Router,
+) -> Router {
+    let api = routes
+        .merge(probes::ping())
+        .route_layer(axum::middleware::from_fn_with_state(
+            faults,
+            faults::strike_routes,
+        ))
+        .layer(axum::middleware::from_fn(headers::record_enduser))
+        .with_state(state);
+    telemetry::instrument(conventions(api)).merge(probes)
+}
+
 /// `GET /openapi.json`: the service's OpenAPI 3.1 document, with the probes every process
 /// answers (`/ping`, `/health/live`, `/health/ready`) added.
 pub fn openapi_route<S: Clone + Send + Sync + 'static>(

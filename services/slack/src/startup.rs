@@ -62,19 +62,11 @@ pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
     let probes = operational(&state.store, None, metrics, stopping).merge(
         service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
     );
-    let api = Router::new()
+    let routes = Router::new()
         .route("/", post(routes::post_message))
-        .route("/messages", get(routes::list_messages))
-        .merge(service_kit::probes::ping())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.faults.clone(),
-            service_kit::faults::strike_routes,
-        ))
-        .layer(axum::middleware::from_fn(
-            service_kit::headers::record_enduser,
-        ))
-        .with_state(state);
-    telemetry::instrument(service_kit::conventions(api)).merge(probes)
+        .route("/messages", get(routes::list_messages));
+    let faults = state.faults.clone();
+    service_kit::service_router(routes, state, faults, probes)
 }
 
 impl Service for Settings {

@@ -71,20 +71,11 @@ pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping, faults: Fault
     let probes = operational(&state.store, None, metrics, stopping).merge(
         service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
     );
-    let api = Router::new()
+    let routes = Router::new()
         .route("/user", post(routes::create_user))
         .route("/user/{id}", get(routes::get_user))
-        .route("/users", get(routes::list_users))
-        .merge(service_kit::probes::ping())
-        .route_layer(axum::middleware::from_fn_with_state(
-            faults,
-            service_kit::faults::strike_routes,
-        ))
-        .layer(axum::middleware::from_fn(
-            service_kit::headers::record_enduser,
-        ))
-        .with_state(state);
-    telemetry::instrument(service_kit::conventions(api)).merge(probes)
+        .route("/users", get(routes::list_users));
+    service_kit::service_router(routes, state, faults, probes)
 }
 
 impl Service for Settings {
