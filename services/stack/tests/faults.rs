@@ -105,13 +105,7 @@ async fn start(environment: &Environment, extra: &[(&'static str, String)]) -> S
     variables.push(("RATE_LIMIT_PER_SECOND", "100000".into()));
     variables.push(("RATE_LIMIT_BURST", "100000".into()));
     variables.push(("AMQP_MAX_ATTEMPTS", "100".into()));
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
-    stack
+    environment.launch(&variables).await
 }
 
 /// Runs a load of 8 clients for 3 s while `proxy` is cut for the middle second.

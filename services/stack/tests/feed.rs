@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use test_support::FeedClient;
 use test_support::zipkin::{find, service};
-use test_support::{FeedClient, ServiceProcess};
 
 mod common;
 use common::Environment;
@@ -19,12 +19,7 @@ const POSTED: &str = "6bf92f3577b34da6a3ce929d0e0e4736";
 #[tokio::test]
 async fn the_feed_carries_each_event_with_the_trace_of_the_request_that_caused_it() {
     let environment = Environment::new().await;
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&environment.variables()).await;
     let gateway = Environment::url(environment.gateway_port);
     let mut first = FeedClient::connect(&gateway, "").await;
     let mut second = FeedClient::connect(&gateway, "?types=user.created").await;
@@ -120,12 +115,7 @@ async fn five_hundred_clients_each_get_every_user_of_a_burst_of_two_hundred() {
     let mut variables = environment.variables();
     variables.push(("RATE_LIMIT_PER_SECOND", "100000".into()));
     variables.push(("RATE_LIMIT_BURST", "100000".into()));
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&variables).await;
     let gateway = Environment::url(environment.gateway_port);
     let mut clients = futures_util::future::join_all(
         (0..500).map(|_| FeedClient::connect(&gateway, "?types=user.created")),

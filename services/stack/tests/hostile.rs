@@ -14,13 +14,7 @@ use common::Environment;
 async fn start(environment: &Environment, extra: &[(&'static str, String)]) -> ServiceProcess {
     let mut variables = environment.variables();
     variables.extend(extra.iter().cloned());
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
-    stack
+    environment.launch(&variables).await
 }
 
 #[tokio::test]

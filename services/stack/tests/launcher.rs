@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::ServiceProcess;
 
 mod common;
 use common::Environment;
@@ -18,12 +17,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
     let mut variables = environment.variables();
     // Ignored by the launcher: each service keeps its own name.
     variables.push(("OTEL_SERVICE_NAME", "everything".into()));
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&variables).await;
     let (zipkin, webhook) = (&environment.zipkin, &environment.webhook);
     let (user, slack) = (
         Environment::url(environment.user_port),
@@ -109,12 +103,7 @@ async fn one_request_is_one_announcement_and_one_trace_across_the_stack() {
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
     let environment = Environment::new().await;
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&environment.variables()).await;
     let client = reqwest::Client::new();
     let token = environment.token("docs");
     for (_, port) in environment.ports() {
@@ -172,12 +161,7 @@ async fn the_log_records_of_a_request_reach_the_collector_with_its_trace() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.base_url()),
         ("OTEL_BLRP_SCHEDULE_DELAY", "200".to_owned()),
     ]);
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&variables).await;
     let created = reqwest::Client::new()
         .post(format!(
             "{}/user",

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{ServiceProcess, free_port};
+use test_support::free_port;
 
 mod common;
 use common::{Environment, repository, run};
@@ -434,12 +434,7 @@ fn admin_token() -> String {
 #[tokio::test]
 async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data() {
     let environment = Environment::new().await;
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&environment.variables()).await;
 
     let prometheus = Prometheus::start(&environment);
     let base = prometheus.base.clone();
@@ -1050,12 +1045,7 @@ async fn requests(
 #[tokio::test]
 async fn faults_burn_the_error_and_latency_budgets_and_switched_off_they_stop() {
     let environment = Environment::new().await;
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&environment.variables()).await;
     let prometheus = Prometheus::start(&environment);
     let base = prometheus.base.clone();
     let client = reqwest::Client::new();

@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use test_support::ServiceProcess;
 use test_support::zipkin::service;
 
 mod common;
@@ -36,12 +35,7 @@ async fn a_user_created_in_the_browser_is_one_trace_from_the_click_to_the_live_l
         .into_iter()
         .filter(|(name, _)| *name != "JWT_SECRET")
         .collect();
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&variables).await;
     let screenshots = repository().join("target/screenshots");
     let gateway = Environment::url(environment.gateway_port);
     let driver = {

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use test_support::ServiceProcess;
 
 mod common;
 use common::Environment;
@@ -17,12 +16,7 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 #[tokio::test]
 async fn an_availability_check_is_one_trace_across_the_broker() {
     let environment = Environment::new().await;
-    let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &environment.variables());
-    for (_, port) in environment.ports() {
-        stack
-            .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-            .await;
-    }
+    let stack = environment.launch(&environment.variables()).await;
     let gateway = Environment::url(environment.gateway_port);
     let client = reqwest::Client::new();
     let response = client

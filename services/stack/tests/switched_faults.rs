@@ -29,12 +29,7 @@ impl Stack {
             ("AMQP_MAX_ATTEMPTS", "50".to_owned()),
             ("RPC_TIMEOUT_MS", "500".to_owned()),
         ]);
-        let mut process = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), &variables);
-        for (_, port) in environment.ports() {
-            process
-                .wait_until_ready(&format!("{}/health/ready", Environment::url(port)))
-                .await;
-        }
+        let process = environment.launch(&variables).await;
         Self {
             environment,
             process,

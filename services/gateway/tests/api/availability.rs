@@ -125,15 +125,7 @@ async fn a_slow_server_is_a_504_and_its_late_reply_is_discarded_and_counted() {
     assert_eq!(problem["type"], "urn:problem:gateway-timeout");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let metrics = gateway
-            .client
-            .get(gateway.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = gateway.metrics().await;
         let late = metrics
             .lines()
             .any(|line| line.starts_with("rpc_client_late_replies_total") && line.ends_with(" 1"));

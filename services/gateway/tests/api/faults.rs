@@ -176,15 +176,7 @@ async fn a_route_fault_strikes_its_route_only_and_ends_by_itself() {
     let left = listed(&gateway).await;
     assert_eq!(left.len(), 1, "the expired fault is gone: {left:?}");
 
-    let metrics = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains(r#"faults_injected_total{service="gateway",kind="error"} 1"#),
         "{metrics}"

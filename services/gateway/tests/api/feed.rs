@@ -47,16 +47,7 @@ async fn publish_user(vhost: &TestVhost, n: usize) -> UserCreated {
             created_at: chrono::Utc::now(),
         },
     );
-    vhost
-        .publish(
-            "users",
-            "user.created",
-            &serde_json::to_vec(&event).unwrap(),
-            BasicProperties::default()
-                .with_message_id(event.id.to_string().into())
-                .with_headers(headers(&trace_of(n))),
-        )
-        .await;
+    publish(vhost, "users", "user.created", event.id, &event, n).await;
     event
 }
 
@@ -66,17 +57,30 @@ async fn publish_message(vhost: &TestVhost, n: usize) -> MessageCreated {
         message: format!("message {n}"),
         created_at: chrono::Utc::now(),
     });
+    publish(vhost, "messages", "message.created", event.id, &event, n).await;
+    event
+}
+
+/// Publishes `event` as its producer does: its id as the message id, in the trace of
+/// request `n`.
+async fn publish(
+    vhost: &TestVhost,
+    exchange: &str,
+    routing_key: &str,
+    id: uuid::Uuid,
+    event: &impl serde::Serialize,
+    n: usize,
+) {
     vhost
         .publish(
-            "messages",
-            "message.created",
-            &serde_json::to_vec(&event).unwrap(),
+            exchange,
+            routing_key,
+            &serde_json::to_vec(event).unwrap(),
             BasicProperties::default()
-                .with_message_id(event.id.to_string().into())
+                .with_message_id(id.to_string().into())
                 .with_headers(headers(&trace_of(n))),
         )
         .await;
-    event
 }
 
 /// Waits until the gateway's own feed queue is bound to both exchanges (the bindings are the
@@ -117,18 +121,6 @@ async fn gateway_with_feed(extra: &[(&str, String)]) -> (TestVhost, TestGateway)
     (vhost, gateway)
 }
 
-async fn metrics(gateway: &TestGateway) -> String {
-    gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn events_reach_every_client_as_frames_with_the_trace_of_their_request() {
     let (vhost, gateway) = gateway_with_feed(&[]).await;
@@ -150,7 +142,7 @@ async fn events_reach_every_client_as_frames_with_the_trace_of_their_request() {
             serde_json::to_value(&message.message).unwrap()
         );
     }
-    let metrics = metrics(&gateway).await;
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains("websocket_connections_active"),
         "{metrics}"
@@ -244,7 +236,7 @@ async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
         );
     }
     assert!(started.elapsed() > Duration::from_secs(1));
-    let metrics = metrics(&gateway).await;
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains(r#"websocket_clients_closed_total{service="gateway",reason="idle"} 1"#),
         "the silent client was not closed:\n{metrics}"
@@ -283,7 +275,7 @@ async fn a_client_that_falls_behind_is_closed_as_slow_and_the_others_are_not_del
                 BasicProperties::default(),
             )
             .await;
-        if n % 1000 == 999 && metrics(&gateway).await.contains(r#"reason="slow"} 1"#) {
+        if n % 1000 == 999 && gateway.metrics().await.contains(r#"reason="slow"} 1"#) {
             slow_closed = true;
             break;
         }
@@ -293,10 +285,10 @@ async fn a_client_that_falls_behind_is_closed_as_slow_and_the_others_are_not_del
         assert!(
             Instant::now() < deadline,
             "the stuck client was never closed:\n{}",
-            metrics(&gateway).await
+            gateway.metrics().await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        slow_closed = metrics(&gateway).await.contains(r#"reason="slow"} 1"#);
+        slow_closed = gateway.metrics().await.contains(r#"reason="slow"} 1"#);
     }
     eprintln!("the stuck client was closed after {:?}", started.elapsed());
     publish_message(&vhost, 0).await;
@@ -361,7 +353,7 @@ async fn a_client_that_sends_data_or_an_oversized_frame_is_closed_and_the_others
         polite.frames(1, Duration::from_secs(2)).await[0]["type"],
         "user.created"
     );
-    let metrics = metrics(&gateway).await;
+    let metrics = gateway.metrics().await;
     assert!(metrics.contains(r#"reason="unsupported"} 2"#), "{metrics}");
 }
 

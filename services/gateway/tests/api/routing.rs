@@ -129,15 +129,7 @@ async fn upstream_failures_are_502_and_504_problems_naming_the_service() {
     let late: Value = late.json().await.unwrap();
     insta::assert_json_snapshot!(json!({"502": refused, "504": late}));
 
-    let metrics = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains("http_client_request_duration_seconds_count{"),
         "per-upstream client metrics"

@@ -10,7 +10,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use test_support::{FakeWebhook, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port};
+use test_support::{
+    FakeWebhook, ServiceProcess, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port,
+};
 
 pub const JWT_SECRET: &str = "stack-test-secret";
 
@@ -80,6 +82,18 @@ impl Environment {
             ("OTEL_EXPORTER_ZIPKIN_ENDPOINT", self.zipkin.endpoint()),
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
         ]
+    }
+
+    /// The one-process launcher with `variables` (usually [`Environment::variables`] and some
+    /// of the test's own), once every process in it answers ready.
+    pub async fn launch(&self, variables: &[(&str, String)]) -> ServiceProcess {
+        let mut stack = ServiceProcess::spawn(env!("CARGO_BIN_EXE_stack"), variables);
+        for (_, port) in self.ports() {
+            stack
+                .wait_until_ready(&format!("{}/health/ready", Self::url(port)))
+                .await;
+        }
+        stack
     }
 
     pub fn token(&self, subject: &str) -> String {
