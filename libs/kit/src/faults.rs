@@ -75,7 +75,7 @@ struct Shared {
 }
 
 struct Store {
-    client: redis::Client,
+    connection: redis::aio::ConnectionManager,
     key: String,
 }
 
@@ -94,15 +94,15 @@ impl Faults {
     pub fn start(settings: &FaultSettings, service: &'static str) -> Self {
         let store = settings
             .enabled
-            .then(|| redis::Client::open(settings.redis_url.as_str()))
+            .then(|| crate::redis_connection::connect_lazily(&settings.redis_url))
             .transpose()
             .inspect_err(|error| {
                 tracing::error!(%error, "REDIS_URL is not usable: faults stay off");
             })
             .ok()
             .flatten()
-            .map(|client| Store {
-                client,
+            .map(|connection| Store {
+                connection,
                 key: settings.key.clone(),
             });
         let watching = store.is_some();
@@ -171,7 +171,7 @@ impl Faults {
     /// Puts `faults` in force in place of the set, for every process.
     pub async fn replace(&self, faults: Vec<Fault>) -> Result<(), FaultsError> {
         let store = self.shared.store.as_ref().ok_or(FaultsError::Disabled)?;
-        let mut connection = store.client.get_multiplexed_async_connection().await?;
+        let mut connection = store.connection.clone();
         match faults.iter().map(|fault| fault.expires_at).max() {
             None => connection.del::<_, ()>(&store.key).await?,
             Some(last) => {
@@ -208,7 +208,7 @@ impl Faults {
 
 /// The set in Redis, without the faults that expired.
 async fn read(store: &Store) -> Result<Vec<Fault>, redis::RedisError> {
-    let mut connection = store.client.get_multiplexed_async_connection().await?;
+    let mut connection = store.connection.clone();
     let json: Option<String> = connection.get(&store.key).await?;
     let now = Utc::now();
     Ok(json
@@ -261,6 +261,9 @@ async fn refresh(shared: Weak<Shared>) {
 /// Middleware for a service's API routes: a `latency` fault on the route (or the service)
 /// delays the request, an `error` fault answers it with its status.
 pub async fn strike_routes(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+    if faults.current().is_empty() {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()

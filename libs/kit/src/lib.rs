@@ -10,6 +10,7 @@ pub mod launch;
 pub mod params;
 pub mod probes;
 pub mod problem;
+pub mod redis_connection;
 pub mod retry;
 pub mod serve;
 

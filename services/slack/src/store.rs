@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use contract::events::MessageCreated;
 use contract::messages::Message;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisError, Script};
 use telemetry::db::DbOperation;
 use uuid::Uuid;
@@ -149,14 +149,8 @@ impl MessageStore {
     /// A store that connects (and reconnects) in the background: a Redis that is down at
     /// start-up or later makes calls fail fast, never the process.
     pub fn new(redis_url: &str, prefix: &str) -> Result<Self, RedisError> {
-        let client = redis::Client::open(redis_url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
         Ok(Self {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            connection: service_kit::redis_connection::connect_lazily(redis_url)?,
             prefix: prefix.to_owned(),
             store: Script::new(STORE),
             store_once: Script::new(STORE_ONCE),
