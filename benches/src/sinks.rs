@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -44,6 +45,44 @@ impl SlackSink {
             .copied()
             .unwrap_or(0)
     }
+
+    /// Waits until the announcement ("User <email> created") of every user in `created` arrived
+    /// or `timeout` passed. Each poll looks on from the first one still missing, so waiting costs
+    /// the driver little CPU.
+    pub async fn announcements(&self, created: &[String], timeout: Duration) -> Announced {
+        let started = Instant::now();
+        let announcement = |email: &String| format!("User {email} created");
+        let mut missing = 0;
+        loop {
+            while missing < created.len() && self.times(&announcement(&created[missing])) > 0 {
+                missing += 1;
+            }
+            if missing == created.len() || started.elapsed() > timeout {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let waited = started.elapsed();
+        let times: Vec<u32> = created
+            .iter()
+            .map(|email| self.times(&announcement(email)))
+            .collect();
+        Announced {
+            arrived: times.iter().filter(|times| **times > 0).count(),
+            duplicated: times.iter().filter(|times| **times > 1).count(),
+            waited,
+        }
+    }
+}
+
+/// How the announcements of a set of users arrived.
+#[derive(Debug)]
+pub struct Announced {
+    pub arrived: usize,
+    /// Arrived more than once.
+    pub duplicated: usize,
+    /// From the call until the last arrived (or the timeout).
+    pub waited: Duration,
 }
 
 async fn receive_message(State(sink): State<SlackSink>, body: Bytes) -> StatusCode {
@@ -146,5 +185,40 @@ mod tests {
             assert_eq!(response.status(), 202);
         }
         assert_eq!(collector.spans(), 3);
+    }
+
+    fn receive(slack: &SlackSink, text: &str) {
+        *slack
+            .received
+            .lock()
+            .unwrap()
+            .entry(text.to_owned())
+            .or_default() += 1;
+    }
+
+    #[tokio::test]
+    async fn the_wait_for_announcements_lasts_until_the_last_arrives_and_counts_repeats() {
+        let slack = SlackSink::default();
+        let created: Vec<String> = ["a", "b", "c"].map(|n| format!("{n}@example.com")).into();
+        receive(&slack, "User c@example.com created");
+        receive(&slack, "User a@example.com created");
+        receive(&slack, "User a@example.com created");
+        let late = slack.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            receive(&late, "User b@example.com created");
+        });
+        let announced = slack.announcements(&created, Duration::from_secs(10)).await;
+        assert_eq!((announced.arrived, announced.duplicated), (3, 1));
+        assert!(
+            announced.waited >= Duration::from_millis(300),
+            "{announced:?}"
+        );
+
+        let missing = slack
+            .announcements(&["d@example.com".to_owned()], Duration::from_millis(200))
+            .await;
+        assert_eq!((missing.arrived, missing.duplicated), (0, 0));
+        assert!(missing.waited >= Duration::from_millis(200), "{missing:?}");
     }
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use benchmarks::cpu::Watched;
 use benchmarks::lag::Histogram;
 use benchmarks::report::Tally;
-use benchmarks::sinks::{CollectorSink, SlackSink};
+use benchmarks::sinks::{Announced, CollectorSink, SlackSink};
 use serde_json::json;
 
 struct Options {
@@ -394,7 +394,7 @@ async fn drive(
 
     let (_, warmed) = phase("warmup", options.warmup).run(false).await?;
     if awaits_slack {
-        wait_for_slack(slack, &warmed, delivery_timeout).await;
+        slack.announcements(&warmed, delivery_timeout).await;
     }
     let lag_before = read_lag(options, client).await?;
     let first = options.cpu.sample();
@@ -404,7 +404,7 @@ async fn drive(
         .await?;
     reporter.abort();
     let announced = if awaits_slack {
-        Some(wait_for_slack(slack, &created, delivery_timeout).await)
+        Some(slack.announcements(&created, delivery_timeout).await)
     } else {
         None
     };
@@ -575,41 +575,5 @@ async fn report_progress(progress: Arc<Progress>) {
             answered - previous
         );
         previous = answered;
-    }
-}
-
-/// How the announcements of a phase's users arrived.
-struct Announced {
-    arrived: usize,
-    /// Arrived more than once.
-    duplicated: usize,
-    /// From the end of the phase until the last arrived (or the timeout).
-    waited: Duration,
-}
-
-/// Waits until every created user's message arrived or `timeout` passed. Each poll looks on
-/// from the first one still missing, so waiting costs the driver little CPU.
-async fn wait_for_slack(slack: &SlackSink, created: &[String], timeout: Duration) -> Announced {
-    let started = Instant::now();
-    let announcement = |email: &String| format!("User {email} created");
-    let mut missing = 0;
-    loop {
-        while missing < created.len() && slack.times(&announcement(&created[missing])) > 0 {
-            missing += 1;
-        }
-        if missing == created.len() || started.elapsed() > timeout {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let waited = started.elapsed();
-    let times: Vec<u32> = created
-        .iter()
-        .map(|email| slack.times(&announcement(email)))
-        .collect();
-    Announced {
-        arrived: times.iter().filter(|times| **times > 0).count(),
-        duplicated: times.iter().filter(|times| **times > 1).count(),
-        waited,
     }
 }
