@@ -5,13 +5,20 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A loopback port that was free a moment ago, for a process to listen on.
+/// A loopback port for a process to listen on, free now and reserved for this test process.
 ///
 /// It is drawn at random below the kernel's ephemeral range (32768 and up), where client
 /// connections and `bind(0)` take their ports: a port from that range could be taken by a
-/// connection of a test running in parallel before the process gets to bind it.
+/// connection of a test running in parallel before the process gets to bind it. Tests run in
+/// processes of their own (nextest), so a port that was free a moment ago may also be drawn by
+/// another test before this one's process binds it: each drawn port is reserved with a lock
+/// on a file named after it, held until this test process exits (the kernel drops the lock
+/// then, whatever the way it ends), and a port whose lock is held elsewhere is not drawn.
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
+    static RESERVED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let directory = std::env::temp_dir().join("stack-test-ports");
+    std::fs::create_dir_all(&directory).expect("a directory for port reservations");
     loop {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u64(
@@ -21,7 +28,16 @@ pub fn free_port() -> u16 {
                 .as_nanos() as u64,
         );
         let port = 20_000 + (hasher.finish() % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let reservation = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(directory.join(port.to_string()))
+            .expect("a port reservation file");
+        if reservation.try_lock().is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            RESERVED.lock().unwrap().push(reservation);
             return port;
         }
     }

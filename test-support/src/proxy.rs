@@ -64,10 +64,14 @@ impl TcpProxy {
                     };
                     let (mut client_read, mut client_write) = client.into_split();
                     let (mut server_read, mut server_write) = server.into_split();
+                    // The gate is looked at first, every time the connection wakes: bytes a
+                    // client sends after `cut` returned must never reach the server (with no
+                    // order, they sometimes did, and a write answered 503 had happened).
                     let tripped = tokio::select! {
+                        biased;
+                        _ = state.wait_for(|open| !*open) => false,
                         tripped = forward(&mut client_read, &mut server_write, &armed) => tripped,
                         () = back(&mut server_read, &mut client_write, &delay) => false,
-                        _ = state.wait_for(|open| !*open) => false,
                     };
                     if tripped {
                         // The client loses the connection now; the server keeps it a moment

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use messaging::topology;
@@ -19,49 +20,85 @@ use common::Environment;
 /// The answers of a load: email -> status.
 type Answers = Arc<Mutex<BTreeMap<String, u16>>>;
 
-/// `workers` clients posting users with unique emails for `duration`.
-async fn load(
-    gateway: &str,
-    token: &str,
-    workers: usize,
-    duration: Duration,
-) -> BTreeMap<String, u16> {
-    let answers: Answers = Arc::default();
-    let deadline = Instant::now() + duration;
-    let tasks: Vec<_> = (0..workers)
-        .map(|worker| {
-            let (gateway, token, answers) =
-                (gateway.to_owned(), token.to_owned(), Arc::clone(&answers));
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    let email = format!("load-{worker}-{n}@example.com");
-                    n += 1;
-                    let status = client
-                        .post(format!("{gateway}/user"))
-                        .bearer_auth(&token)
-                        .json(&json!({"name": "under load", "email": email}))
-                        .send()
-                        .await
-                        .map(|response| response.status().as_u16())
-                        .unwrap_or(0);
-                    answers.lock().await.insert(email, status);
-                    if status == 0 {
-                        // Nobody answers (the stack is stopping): do not spin.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+/// `workers` clients posting users with unique emails until [`Load::finish`].
+struct Load {
+    answers: Answers,
+    stopping: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(gateway: &str, token: &str, workers: usize) -> Self {
+        let answers = Answers::default();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let workers = (0..workers)
+            .map(|worker| {
+                let (gateway, token) = (gateway.to_owned(), token.to_owned());
+                let (answers, stopping) = (Arc::clone(&answers), Arc::clone(&stopping));
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .build()
+                        .unwrap();
+                    let mut n = 0;
+                    while !stopping.load(Ordering::Relaxed) {
+                        let email = format!("load-{worker}-{n}@example.com");
+                        n += 1;
+                        let status = client
+                            .post(format!("{gateway}/user"))
+                            .bearer_auth(&token)
+                            .json(&json!({"name": "under load", "email": email}))
+                            .send()
+                            .await
+                            .map(|response| response.status().as_u16())
+                            .unwrap_or(0);
+                        answers.lock().await.insert(email, status);
+                        if status == 0 {
+                            // Nobody answers (the stack is stopping): do not spin.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                     }
-                }
+                })
             })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
+            .collect();
+        Self {
+            answers,
+            stopping,
+            workers,
+        }
     }
-    Arc::try_unwrap(answers).unwrap().into_inner()
+
+    /// How many users were created (answered 201) so far.
+    async fn created(&self) -> usize {
+        let answers = self.answers.lock().await;
+        answers.values().filter(|status| **status == 201).count()
+    }
+
+    /// Waits until `count` users were created (answered 201): a load measured by what it did,
+    /// not by how long it ran, holds on a machine slowed by the tests beside it.
+    async fn until_created(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let created = self.created().await;
+            if created >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stack created only {created} of {count} users in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Lets each client finish its request, then returns every answer.
+    async fn finish(self) -> BTreeMap<String, u16> {
+        self.stopping.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        Arc::try_unwrap(self.answers).unwrap().into_inner()
+    }
 }
 
 /// Waits until `#user` holds `expected` messages, then returns how often each text appears.
@@ -112,13 +149,14 @@ async fn start(environment: &Environment, extra: &[(&'static str, String)]) -> S
 async fn load_across_a_cut(environment: &Environment, proxy: &TcpProxy) -> BTreeMap<String, u16> {
     let gateway = Environment::url(environment.gateway_port);
     let token = environment.token("load");
-    let (answers, ()) = tokio::join!(load(&gateway, &token, 8, Duration::from_secs(3)), async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        proxy.cut();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        proxy.restore();
-    });
-    answers
+    let load = Load::start(&gateway, &token, 8);
+    load.until_created(20).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.restore();
+    // Load after the outage too, to show the stack recovered.
+    load.until_created(load.created().await + 20).await;
+    load.finish().await
 }
 
 /// Checks that each user in `created` is announced in `#user` exactly once, and nothing else.
@@ -151,11 +189,6 @@ async fn every_user_is_announced_once_across(environment: &Environment, proxy: &
     assert!(
         others.is_empty(),
         "the outage was not on the request path, yet: {others:?}"
-    );
-    assert!(
-        created.len() > 20,
-        "a load of {} requests only",
-        created.len()
     );
     assert_announced_once_each(environment, &created).await;
 }
@@ -194,11 +227,6 @@ async fn postgres_cut_mid_load_is_201_with_one_announcement_or_5xx_with_nothing(
             _ => panic!("{email} was answered {status}: neither created nor a clear 5xx"),
         }
     }
-    assert!(
-        created.len() > 20,
-        "a load of {} requests only",
-        created.len()
-    );
     assert_announced_once_each(&environment, &created).await;
     stop(stack).await;
 }
@@ -275,11 +303,11 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_loses_nothing() {
     let stack = start(&environment, &[]).await;
     let gateway = Environment::url(environment.gateway_port);
     let token = environment.token("load");
-    let (answers, exit) = tokio::join!(load(&gateway, &token, 8, Duration::from_secs(4)), async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        stack.terminate();
-        stack.wait(Duration::from_secs(30)).await
-    });
+    let load = Load::start(&gateway, &token, 8);
+    load.until_created(30).await;
+    stack.terminate();
+    let exit = stack.wait(Duration::from_secs(30)).await;
+    let answers = load.finish().await;
     assert_eq!(exit.code, Some(0), "a clean exit");
 
     // In-flight requests completed: each was created, or never reached the stack.
@@ -300,11 +328,6 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_loses_nothing() {
         stored.len(),
         created.len(),
         "every stored user was answered 201"
-    );
-    assert!(
-        created.len() > 20,
-        "a load of {} requests only",
-        created.len()
     );
 
     // The spans of every answered request were flushed before the exit.
