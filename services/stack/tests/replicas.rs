@@ -453,12 +453,21 @@ async fn two_of_every_process_store_publish_announce_and_feed_each_user_once() {
     // Every feed's queue is bound before the first event.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    // The clients read as the load runs, as real ones do.
     let load = Load::new(&replicas);
-    load.run(4, 15, Arc::default()).await;
+    let events = 4 * 15 * 2;
+    let ((), received) = tokio::join!(
+        load.run(4, 15, Arc::default()),
+        futures_util::future::join_all(
+            feeds
+                .iter_mut()
+                .map(|(_, feed)| feed.frames(events, Duration::from_secs(60)))
+        )
+    );
     let created: BTreeSet<String> = {
         let seen = load.seen();
         assert_eq!(seen.failures, Vec::<String>::new());
-        assert_eq!(seen.created.len(), 4 * 15 * 2);
+        assert_eq!(seen.created.len(), events);
         assert!(
             seen.answered >= 4 * 15,
             "{} RPC calls answered",
@@ -468,8 +477,7 @@ async fn two_of_every_process_store_publish_announce_and_feed_each_user_once() {
     };
     let stored = assert_each_once(&replicas, &created).await;
 
-    for (gateway, feed) in &mut feeds {
-        let frames = feed.frames(created.len(), Duration::from_secs(20)).await;
+    for ((gateway, feed), frames) in feeds.iter_mut().zip(received) {
         let mut ids: Vec<i64> = frames
             .iter()
             .map(|frame| {

@@ -203,17 +203,21 @@ async fn clients_get_only_the_types_they_ask_for_and_an_unknown_type_is_refused(
 async fn five_hundred_clients_all_get_every_event_of_a_burst_of_two_hundred() {
     let (vhost, gateway) = gateway_with_feed(&[]).await;
     let mut clients = join_all((0..500).map(|_| FeedClient::connect(&gateway.address, ""))).await;
-    for n in 0..200 {
-        publish_user(&vhost, n).await;
-    }
-    let received = join_all(clients.iter_mut().map(|client| async move {
+    // The clients read while the burst comes, as real ones do: one that reads nothing for the
+    // feed's send timeout is closed as stuck, which a slow machine would reach.
+    let burst = async {
+        for n in 0..200 {
+            publish_user(&vhost, n).await;
+        }
+    };
+    let reads = join_all(clients.iter_mut().map(|client| async move {
         let frames = client.frames(200, Duration::from_secs(30)).await;
         frames
             .iter()
             .map(|frame| frame["user"]["id"].as_i64().unwrap())
             .collect::<Vec<_>>()
-    }))
-    .await;
+    }));
+    let ((), received) = tokio::join!(burst, reads);
     let expected: Vec<i64> = (1..=200).collect();
     for (n, ids) in received.iter().enumerate() {
         assert_eq!(ids, &expected, "client {n}: every event, in order, once");
@@ -390,17 +394,22 @@ async fn the_gateways_memory_stays_flat_over_a_burst_with_a_stuck_client() {
     let pid = gateway.id();
     let _stuck = FeedClient::connect(&address, "").await;
     let mut reader = FeedClient::connect(&address, "").await;
-    for n in 0..300 {
-        publish_user(&vhost, n).await;
-    }
-    reader.frames(300, Duration::from_secs(20)).await;
-    let before = rss_kib(pid);
-    // In rounds the reader keeps up with (one that fell a whole buffer behind would be closed).
-    for round in 1..=30 {
-        for n in round * 100..(round + 1) * 100 {
-            publish_user(&vhost, n + 200).await;
+    // The reader reads as the events come (one that fell a whole buffer behind, or took
+    // nothing for the send timeout, would be closed).
+    let burst = async {
+        for n in 0..300 {
+            publish_user(&vhost, n).await;
         }
-        reader.frames(100, Duration::from_secs(20)).await;
+    };
+    tokio::join!(burst, reader.frames(300, Duration::from_secs(20)));
+    let before = rss_kib(pid);
+    for round in 1..=30 {
+        let burst = async {
+            for n in round * 100..(round + 1) * 100 {
+                publish_user(&vhost, n + 200).await;
+            }
+        };
+        tokio::join!(burst, reader.frames(100, Duration::from_secs(20)));
     }
     let after = rss_kib(pid);
     assert!(
