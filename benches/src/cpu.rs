@@ -134,11 +134,13 @@ mod tests {
         watched.add(&format!("me={}", std::process::id())).unwrap();
         assert!(watched.add("nonsense").is_err());
         let before = watched.sample();
-        // A child that spins for a quarter of a second, then exits and is reaped.
-        let status = std::process::Command::new("sh")
+        // A child that spins until it has used a quarter of a second of CPU (its own utime and
+        // stime, in ticks; not of wall time, which a busy machine would not give it all of),
+        // then exits and is reaped.
+        let status = std::process::Command::new("bash")
             .args([
                 "-c",
-                "end=$(($(date +%s%N) + 250000000)); while [ $(date +%s%N) -lt $end ]; do :; done",
+                "while read -ra f < /proc/$$/stat; (( f[13] + f[14] < 25 )); do :; done",
             ])
             .status()
             .unwrap();
