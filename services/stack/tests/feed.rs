@@ -147,7 +147,7 @@ async fn five_hundred_clients_each_get_every_user_of_a_burst_of_two_hundred() {
     .collect::<Vec<i64>>();
     let reads = futures_util::future::join_all(clients.iter_mut().map(|client| async move {
         let mut ids: Vec<i64> = client
-            .frames(200, Duration::from_secs(60))
+            .frames(200, Duration::from_secs(90))
             .await
             .iter()
             .map(|frame| frame["user"]["id"].as_i64().unwrap())
