@@ -165,7 +165,7 @@ async fn a_route_fault_delays_or_fails_its_route_and_no_other() {
     let id = created["id"].as_i64().unwrap();
     stack
         .switch_on(json!([
-            {"kind": "latency", "service": "user", "route": "GET /user/{id}", "delay_ms": 400},
+            {"kind": "latency", "service": "user", "route": "GET /user/{id}", "delay_ms": 1000},
             {"kind": "error", "service": "slack", "route": "GET /messages", "status": 502}
         ]))
         .await;
@@ -174,14 +174,14 @@ async fn a_route_fault_delays_or_fails_its_route_and_no_other() {
     let slow = stack.get(&format!("/user/{id}")).await;
     assert_eq!(slow.status(), 200);
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
+        started.elapsed() >= Duration::from_millis(1000),
         "{:?}",
         started.elapsed()
     );
     let started = Instant::now();
     assert_eq!(stack.get("/users").await.status(), 200);
     assert!(
-        started.elapsed() < Duration::from_millis(300),
+        started.elapsed() < Duration::from_millis(800),
         "another route was delayed"
     );
     let failed = stack.get("/messages?channel=%23user").await;
@@ -202,7 +202,8 @@ async fn a_route_fault_delays_or_fails_its_route_and_no_other() {
     assert_eq!(stack.get("/messages?channel=%23user").await.status(), 200);
     let started = Instant::now();
     assert_eq!(stack.get(&format!("/user/{id}")).await.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(300));
+    // Well under the delay, with room for a busy machine.
+    assert!(started.elapsed() < Duration::from_millis(800));
     stack.stop().await;
 }
 
