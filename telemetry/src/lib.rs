@@ -77,6 +77,8 @@ pub struct Telemetry {
     /// Exports log records over OpenTelemetry, when `OTEL_LOGS_EXPORTER` asks for it.
     logger: Option<SdkLoggerProvider>,
     metrics: Metrics,
+    /// The worker threads of the runtime [`Telemetry::run`] builds; tokio's default if `None`.
+    worker_threads: Option<std::num::NonZeroUsize>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -195,7 +197,14 @@ impl Telemetry {
             dispatch,
             provider,
             logger,
+            worker_threads: None,
         })
+    }
+
+    /// Runs the service on `workers` threads instead of tokio's default (one per core).
+    pub fn with_worker_threads(mut self, workers: std::num::NonZeroUsize) -> Self {
+        self.worker_threads = Some(workers);
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -219,7 +228,11 @@ impl Telemetry {
     {
         let dispatch = self.dispatch.clone();
         let recorder = self.metrics.recorder();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(workers) = self.worker_threads {
+            builder.worker_threads(workers.get());
+        }
+        let runtime = builder
             .enable_all()
             .thread_name(format!("{}-worker", self.service_name))
             .on_thread_start(move || {

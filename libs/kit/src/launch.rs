@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::task::{Context, Poll};
@@ -23,7 +24,14 @@ pub struct ProcessSettings {
     /// while still serving, before it drains, so that the balancers in front of it stop
     /// sending it requests first. On Kubernetes the pod's `preStop` does this instead.
     pub shutdown_delay: Duration,
+    /// `TOKIO_WORKER_THREADS` (default: tokio's, one per core, a cgroup's CPU quota counted):
+    /// the worker threads of each service's runtime. Read here, as a setting like any other,
+    /// so that a bad value is a start-up error naming it, where tokio would panic.
+    pub worker_threads: Option<NonZeroUsize>,
 }
+
+/// Tokio's own variable for its worker threads, kept as the name of the setting.
+const WORKER_THREADS: &str = "TOKIO_WORKER_THREADS";
 
 impl ProcessSettings {
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -33,6 +41,18 @@ impl ProcessSettings {
     pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
         Ok(Self {
             shutdown_delay: lookup.millis("SHUTDOWN_DELAY_MS", 0)?,
+            worker_threads: lookup
+                .text(WORKER_THREADS)
+                .map(|value| {
+                    value.parse().map_err(|_| {
+                        SettingsError::new(
+                            WORKER_THREADS,
+                            value,
+                            "expected a whole number of threads, 1 or more",
+                        )
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -175,9 +195,12 @@ impl Launch {
         })
     }
 
-    /// Applies what [`ProcessSettings`] say of how it stops.
+    /// Applies what [`ProcessSettings`] say of how it runs and stops.
     pub fn with(mut self, process: &ProcessSettings) -> Self {
         self.shutdown_delay = process.shutdown_delay;
+        if let Some(workers) = process.worker_threads {
+            self.telemetry = self.telemetry.with_worker_threads(workers);
+        }
         self
     }
 
@@ -246,6 +269,28 @@ mod tests {
         assert!(!shutdown.is_finished(), "still serving during the delay");
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(shutdown.is_finished());
+    }
+
+    #[test]
+    fn worker_threads_are_a_positive_number_or_tokios_default() {
+        let given = |value: &'static str| {
+            move |name: &str| (name == "TOKIO_WORKER_THREADS").then(|| value.to_owned())
+        };
+        assert_eq!(
+            ProcessSettings::from_lookup(&given("1"))
+                .unwrap()
+                .worker_threads,
+            NonZeroUsize::new(1)
+        );
+        for bad in ["0", "-1", "two"] {
+            let error = ProcessSettings::from_lookup(&given(bad)).unwrap_err();
+            assert_eq!(error.variable, "TOKIO_WORKER_THREADS", "{bad}");
+        }
+        let unset = |_: &str| None;
+        assert_eq!(
+            ProcessSettings::from_lookup(&unset).unwrap().worker_threads,
+            None
+        );
     }
 
     #[test]

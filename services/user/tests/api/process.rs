@@ -115,6 +115,8 @@ fn an_unknown_setting_is_a_start_up_error_naming_the_variable() {
         ("OTEL_TRACES_EXPORTER", "jaeger"),
         ("OTEL_PROPAGATORS", "xray"),
         ("USER_PORT", "eighty"),
+        ("TOKIO_WORKER_THREADS", "0"),
+        ("TOKIO_WORKER_THREADS", "many"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_user"))
             .env(variable, value)
@@ -123,5 +125,6 @@ fn an_unknown_setting_is_a_start_up_error_naming_the_variable() {
         assert!(!output.status.success(), "{variable}={value} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "{variable}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{variable}={value}: {stderr}");
     }
 }
