@@ -230,3 +230,17 @@ pub async fn wait_until_ready(url: &str, timeout: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_not_drawn_again_while_it_is_reserved() {
+        // Two thousand draws from twelve thousand ports would repeat one almost surely (about
+        // 166 pairs expected) if a port were only checked free, not reserved.
+        let drawn: Vec<u16> = (0..2000).map(|_| free_port()).collect();
+        let distinct: std::collections::BTreeSet<&u16> = drawn.iter().collect();
+        assert_eq!(distinct.len(), drawn.len());
+    }
+}
