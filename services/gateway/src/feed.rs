@@ -1,10 +1,14 @@
 //! The live feed, `GET /ws/events`: a WebSocket that receives one JSON text frame per event
 //! (`contract::feed::Frame`), in the order this gateway received them.
 //!
-//! Each gateway process consumes the `user.created` and `message.created` events through a
-//! queue of its own (exclusive, auto-delete, bound to both exchanges), inside a CONSUMER span
-//! that continues the event's trace, and fans each out to its clients through a bounded ring
-//! buffer (a broadcast channel): a client that falls behind it, or does not take a frame within
+//! The feed costs nothing while nobody watches. Each gateway process holds one connection to the
+//! broker (its readiness), and consumes the `user.created` and `message.created` events only
+//! while at least one client is connected: the first client's upgrade declares a queue of this
+//! gateway's own (exclusive, bound to both exchanges) and is answered once it is consumed, so a
+//! client sees every event from the moment it is connected; after the last client the consumer
+//! is cancelled and the queue deleted. Each delivery is received inside a CONSUMER span that
+//! continues the event's trace, and fanned out to the clients through a bounded ring buffer (a
+//! broadcast channel): a client that falls behind it, or does not take a frame within
 //! [`SEND_TIMEOUT`], is closed (1013) and counted, and never holds memory or delays the others.
 //! The server pings; a client that answers nothing for two intervals is closed. A client may
 //! send nothing but ping, pong and close: anything else closes it (1003), a frame over 4 KiB
@@ -12,7 +16,7 @@
 //! the broker are not replayed to its clients.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -21,7 +25,10 @@ use axum::response::{IntoResponse, Response};
 use contract::events::{MessageCreated, UserCreated};
 use contract::feed::{Frame, FrameEvent, TYPES};
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use messaging::topology::{self, ExchangeType};
 use opentelemetry::trace::SpanContext;
@@ -39,6 +46,20 @@ const BUFFER: usize = 4096;
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
+/// The longest a client's upgrade waits for the feed's queue to be consumed.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The exchanges the feed's queue is bound to, with their routing keys.
+const BINDINGS: [(&str, &str); 2] = [
+    (
+        contract::broker::USERS_EXCHANGE,
+        contract::broker::USER_CREATED,
+    ),
+    (
+        contract::broker::MESSAGES_EXCHANGE,
+        contract::broker::MESSAGE_CREATED,
+    ),
+];
 
 /// One event, ready for every client: its frame in JSON, and the span that received it.
 #[derive(Debug)]
@@ -53,13 +74,16 @@ struct Event {
 /// The feed of one gateway process.
 pub struct Feed {
     events: broadcast::Sender<Arc<Event>>,
-    connected: AtomicUsize,
+    /// The clients connected: the consumer consumes while there is one.
+    clients: watch::Sender<usize>,
+    /// Whether the feed's queue is bound and consumed; an upgrade is answered only then.
+    live: watch::Sender<bool>,
+    /// Whether the gateway holds its connection to the broker: its readiness (without the
+    /// broker it can neither feed its clients nor take creations or RPC calls).
+    connected: AtomicBool,
     max_connections: usize,
     ping_interval: Duration,
     stopping: watch::Receiver<bool>,
-    /// Whether its consumer is consuming: the gateway's readiness (without the broker it can
-    /// neither feed its clients nor take creations or RPC calls).
-    consuming: AtomicBool,
 }
 
 impl Feed {
@@ -70,25 +94,50 @@ impl Feed {
     ) -> Self {
         Self {
             events: broadcast::channel(BUFFER).0,
-            connected: AtomicUsize::new(0),
+            clients: watch::Sender::new(0),
+            live: watch::Sender::new(false),
+            connected: AtomicBool::new(false),
             max_connections,
             ping_interval,
             stopping,
-            consuming: AtomicBool::new(false),
         }
     }
 
-    /// Readiness: `Err` while the feed does not consume.
+    /// Readiness: `Err` while the gateway has no connection to the broker.
     pub fn ready(&self) -> Result<(), String> {
-        if self.consuming.load(Ordering::Relaxed) {
+        if self.connected.load(Ordering::Relaxed) {
             Ok(())
         } else {
-            Err("rabbitmq: the live feed is not consuming".to_owned())
+            Err("rabbitmq: the gateway has no connection to the broker".to_owned())
         }
+    }
+
+    /// Counts a client in, unless `max_connections` are connected already.
+    fn admit(self: &Arc<Self>) -> Option<Connected> {
+        let admitted = self.clients.send_if_modified(|clients| {
+            let room = *clients < self.max_connections;
+            if room {
+                *clients += 1;
+            }
+            room
+        });
+        admitted.then(|| {
+            telemetry::websocket::record_connected(1.0);
+            Connected(Arc::clone(self))
+        })
+    }
+
+    /// Waits until the feed's queue is consumed, for at most [`LIVE_TIMEOUT`].
+    async fn until_live(&self) -> bool {
+        let mut live = self.live.subscribe();
+        tokio::time::timeout(LIVE_TIMEOUT, live.wait_for(|live| *live))
+            .await
+            .is_ok_and(|outcome| outcome.is_ok())
     }
 }
 
-/// Consumes the events for `feed` until `shutdown`, reconnecting whenever the broker goes away.
+/// Connects to the broker for `feed`, and consumes whenever a client is connected, until
+/// `shutdown`; connects again whenever the broker goes away.
 pub async fn consume(
     amqp_url: String,
     feed: Arc<Feed>,
@@ -100,34 +149,70 @@ pub async fn consume(
             connection = messaging::connect_with_backoff(&amqp_url) => connection,
             () = &mut shutdown => return,
         };
-        let consumed = tokio::select! {
-            consumed = consume_on(&connection, &feed) => consumed,
+        feed.connected.store(true, Ordering::Relaxed);
+        let lost = tokio::select! {
+            lost = consume_on_demand(&connection, &feed) => lost,
             () = &mut shutdown => {
                 let _ = connection.close(200, "shutting down".into()).await;
                 return;
             }
         };
-        feed.consuming.store(false, Ordering::Relaxed);
+        feed.connected.store(false, Ordering::Relaxed);
+        feed.live.send_replace(false);
+        tracing::warn!(error = %lost, "the live feed lost the broker; reconnecting");
+    }
+}
+
+/// On `connection`, consumes while a client is connected and idles while none is; returns when
+/// the connection fails.
+async fn consume_on_demand(connection: &lapin::Connection, feed: &Feed) -> lapin::Error {
+    let mut failures = connection
+        .events_listener()
+        .filter_map(|event| async move {
+            match event {
+                lapin::Event::Error(error) => Some(error),
+                _ => None,
+            }
+        })
+        .boxed();
+    let mut clients = feed.clients.subscribe();
+    loop {
+        tokio::select! {
+            () = until_clients(&mut clients, |clients| clients > 0) => {}
+            error = failures.next() => return error.unwrap_or_else(closed),
+        }
+        let consumed = tokio::select! {
+            consumed = consume_while_watched(connection, feed, &mut clients) => consumed,
+            error = failures.next() => Err(error.unwrap_or_else(closed)),
+        };
+        feed.live.send_replace(false);
         if let Err(error) = consumed {
-            tracing::warn!(%error, "the live feed lost the broker; reconnecting");
+            return error;
         }
     }
 }
 
-/// Declares this gateway's queue, binds it to both exchanges, and fans out what comes.
-async fn consume_on(connection: &lapin::Connection, feed: &Feed) -> lapin::Result<()> {
+/// Waits until the number of clients passes `test`.
+async fn until_clients(clients: &mut watch::Receiver<usize>, test: impl Fn(usize) -> bool) {
+    // The sender lives as long as the feed, so this ends only by the test.
+    let _ = clients.wait_for(|clients| test(*clients)).await;
+}
+
+fn closed() -> lapin::Error {
+    lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+        lapin::ConnectionState::Closed,
+    ))
+}
+
+/// Declares this gateway's queue, binds it to both exchanges, and fans out what comes until no
+/// client is left; then cancels the consumer and deletes the queue.
+async fn consume_while_watched(
+    connection: &lapin::Connection,
+    feed: &Feed,
+    clients: &mut watch::Receiver<usize>,
+) -> lapin::Result<()> {
     let channel = connection.create_channel().await?;
-    let bindings = [
-        (
-            contract::broker::USERS_EXCHANGE,
-            contract::broker::USER_CREATED,
-        ),
-        (
-            contract::broker::MESSAGES_EXCHANGE,
-            contract::broker::MESSAGE_CREATED,
-        ),
-    ];
-    for (exchange, _) in bindings {
+    for (exchange, _) in BINDINGS {
         topology::declare_exchange(&channel, exchange, ExchangeType::Topic).await?;
     }
     let queue = format!("gateway.feed.{}", uuid::Uuid::new_v4().simple());
@@ -142,7 +227,7 @@ async fn consume_on(connection: &lapin::Connection, feed: &Feed) -> lapin::Resul
             FieldTable::default(),
         )
         .await?;
-    for (exchange, routing_key) in bindings {
+    for (exchange, routing_key) in BINDINGS {
         channel
             .queue_bind(
                 queue.as_str().into(),
@@ -164,40 +249,63 @@ async fn consume_on(connection: &lapin::Connection, feed: &Feed) -> lapin::Resul
             FieldTable::default(),
         )
         .await?;
-    feed.consuming.store(true, Ordering::Relaxed);
+    feed.live.send_replace(true);
     tracing::info!(%queue, "the live feed is consuming");
-    while let Some(delivery) = deliveries.next().await {
-        let delivery = delivery?;
-        // A busy queue is always ready: let the clients' tasks run between deliveries.
-        tokio::task::consume_budget().await;
-        let routing_key = delivery.routing_key.as_str();
-        let message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_default();
-        let span = telemetry::amqp::process_span(
-            &queue,
-            delivery.exchange.as_str(),
-            routing_key,
-            &message_id,
-            delivery.properties.headers().as_ref(),
-        );
-        let received_in = telemetry::websocket::span_context(&span);
-        let event = span.in_scope(|| read_event(routing_key, &delivery.data, &received_in));
-        match event {
-            Some(event) => {
-                // No client is no error: the event simply has nobody to go to.
-                let _ = feed.events.send(Arc::new(event));
+    loop {
+        tokio::select! {
+            delivery = deliveries.next() => match delivery {
+                Some(delivery) => fan_out(&queue, delivery?, feed).await,
+                None => return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                    lapin::ChannelState::Closed,
+                    "the feed's consumer was cancelled",
+                ))),
+            },
+            () = until_clients(clients, |clients| clients == 0) => {
+                // Not live first, then look again: a client that came meanwhile either saw the
+                // queue live before this and keeps it, or waits for the next one.
+                feed.live.send_replace(false);
+                if *feed.clients.borrow() == 0 {
+                    break;
+                }
+                feed.live.send_replace(true);
             }
-            None => telemetry::record_error(&span, "malformed"),
         }
     }
-    Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
-        lapin::ChannelState::Closed,
-        "the feed's consumer was cancelled",
-    )))
+    channel
+        .basic_cancel(deliveries.tag(), BasicCancelOptions::default())
+        .await?;
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    let _ = channel.close(200, "no client is left".into()).await;
+    tracing::info!(%queue, "the live feed stopped consuming: no client is left");
+    Ok(())
+}
+
+/// Sends one delivery to every client, inside its CONSUMER span.
+async fn fan_out(queue: &str, delivery: lapin::message::Delivery, feed: &Feed) {
+    // A busy queue is always ready: let the clients' tasks run between deliveries.
+    tokio::task::consume_budget().await;
+    let routing_key = delivery.routing_key.as_str();
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    let span = telemetry::amqp::process_span(
+        queue,
+        delivery.exchange.as_str(),
+        routing_key,
+        &message_id,
+        delivery.properties.headers().as_ref(),
+    );
+    let received_in = telemetry::websocket::span_context(&span);
+    match span.in_scope(|| read_event(routing_key, &delivery.data, &received_in)) {
+        // No client is no error: the event simply has nobody to go to.
+        Some(event) => drop(feed.events.send(Arc::new(event))),
+        None => telemetry::record_error(&span, "malformed"),
+    }
 }
 
 /// The frame of one delivery, or `None` (logged) when it is not an event of the feed.
@@ -272,17 +380,18 @@ fn asked_types(types: Option<&str>) -> Result<Vec<&'static str>, Problem> {
 }
 
 /// Counts the client in while it is connected.
-struct Connected<'a>(&'a Feed);
+struct Connected(Arc<Feed>);
 
-impl Drop for Connected<'_> {
+impl Drop for Connected {
     fn drop(&mut self) {
-        self.0.connected.fetch_sub(1, Ordering::Relaxed);
+        self.0.clients.send_modify(|clients| *clients -= 1);
         telemetry::websocket::record_connected(-1.0);
     }
 }
 
-/// `GET /ws/events`: the upgrade (an ordinary request, with its own SERVER span), or a 400 for
-/// an unknown type, or a 503 when `WS_MAX_CONNECTIONS` clients are connected already.
+/// `GET /ws/events`: the upgrade (an ordinary request, with its own SERVER span) once the feed
+/// is consumed, or a 400 for an unknown type, or a 503 when `WS_MAX_CONNECTIONS` clients are
+/// connected already or the feed cannot reach the broker.
 #[utoipa::path(
     get,
     path = "/ws/events",
@@ -292,7 +401,7 @@ impl Drop for Connected<'_> {
         (status = 101, description = "Switching to the WebSocket: one JSON text frame per event"),
         (status = 400, description = "An unknown event type, or not a WebSocket upgrade", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "WS_MAX_CONNECTIONS clients are connected already", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "WS_MAX_CONNECTIONS clients are connected already, or the feed cannot reach the broker", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn events(
@@ -308,27 +417,26 @@ pub async fn events(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Problem::malformed(rejection.body_text()).into_response(),
     };
-    let admitted = feed
-        .connected
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |connected| {
-            (connected < feed.max_connections).then_some(connected + 1)
-        });
-    if admitted.is_err() {
+    let Some(connected) = feed.admit() else {
         return Problem::unavailable(format!(
             "the feed has {} clients already; try again later",
             feed.max_connections
         ))
         .into_response();
-    }
-    telemetry::websocket::record_connected(1.0);
+    };
     // Subscribed now, so that no event between this answer and the first read is missed.
     let events = feed.events.subscribe();
+    if !feed.until_live().await {
+        drop(connected);
+        return Problem::unavailable("the live feed cannot reach the broker; try again shortly")
+            .into_response();
+    }
     let upgraded_in = telemetry::websocket::span_context(&tracing::Span::current());
     upgrade
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
-            let _connected = Connected(&feed);
+            let _connected = connected;
             let reason = serve_client(socket, &feed, events, &types, &upgraded_in).await;
             telemetry::websocket::record_closed(reason);
         })

@@ -83,26 +83,42 @@ async fn publish(
         .await;
 }
 
-/// Waits until the gateway's own feed queue is bound to both exchanges (the bindings are the
-/// broker's metadata, seen at once; what comes after them waits in the queue for its consumer).
-async fn feed_ready(vhost: &TestVhost) {
+/// The gateway feed queues in `vhost`, with the exchanges each is bound to.
+async fn feed_queues(vhost: &TestVhost) -> Vec<(String, Vec<String>)> {
+    let bindings = vhost.management("bindings/{vhost}").await;
+    let mut queues: Vec<(String, Vec<String>)> = Vec::new();
+    for binding in bindings.as_array().into_iter().flatten() {
+        let Some(queue) = binding["destination"]
+            .as_str()
+            .filter(|queue| queue.starts_with("gateway.feed."))
+        else {
+            continue;
+        };
+        let exchange = binding["source"].as_str().unwrap_or_default().to_owned();
+        match queues.iter_mut().find(|(name, _)| name == queue) {
+            Some((_, exchanges)) => exchanges.push(exchange),
+            None => queues.push((queue.to_owned(), vec![exchange])),
+        }
+    }
+    for (_, exchanges) in &mut queues {
+        exchanges.retain(|exchange| !exchange.is_empty());
+        exchanges.sort();
+    }
+    queues
+}
+
+/// Waits until `vhost` holds `count` feed queues.
+async fn until_feed_queues(vhost: &TestVhost, count: usize) -> Vec<(String, Vec<String>)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let bindings = vhost.management("bindings/{vhost}").await;
-        let bound = |exchange: &str| {
-            bindings.as_array().into_iter().flatten().any(|binding| {
-                binding["source"] == exchange
-                    && binding["destination"]
-                        .as_str()
-                        .is_some_and(|queue| queue.starts_with("gateway.feed."))
-            })
-        };
-        if bound("users") && bound("messages") {
-            return;
+        let queues = feed_queues(vhost).await;
+        if queues.len() == count {
+            return queues;
         }
         assert!(
             Instant::now() < deadline,
-            "the gateway's feed queue never appeared"
+            "after 10 s, {} feed queues instead of {count}: {queues:?}",
+            queues.len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -117,8 +133,61 @@ async fn gateway_with_feed(extra: &[(&str, String)]) -> (TestVhost, TestGateway)
     ];
     overrides.extend(extra.iter().cloned());
     let gateway = spawn_gateway(&overrides).await;
-    feed_ready(&vhost).await;
     (vhost, gateway)
+}
+
+#[tokio::test]
+async fn the_feed_consumes_only_while_a_client_is_connected() {
+    let (vhost, gateway) = gateway_with_feed(&[]).await;
+    // Ready, connected to the broker, and no queue while nobody watches.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(feed_queues(&vhost).await, []);
+
+    // The first client's upgrade is answered once its queue is consumed: an event published
+    // the moment it is connected reaches it.
+    let mut first = FeedClient::connect(&gateway.address, "").await;
+    let user = publish_user(&vhost, 0).await;
+    assert_eq!(
+        first.frames(1, Duration::from_secs(2)).await[0]["id"],
+        user.id.to_string()
+    );
+    let queues = feed_queues(&vhost).await;
+    assert_eq!(queues.len(), 1, "{queues:?}");
+    assert_eq!(
+        queues[0].1,
+        ["messages", "users"],
+        "bound to both exchanges"
+    );
+
+    // One queue however many clients; it stays while one is left.
+    let mut second = FeedClient::connect(&gateway.address, "").await;
+    assert_eq!(feed_queues(&vhost).await, queues);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(feed_queues(&vhost).await, queues);
+    let message = publish_message(&vhost, 1).await;
+    assert_eq!(
+        second.frames(1, Duration::from_secs(2)).await[0]["id"],
+        message.id.to_string()
+    );
+
+    // After the last client the consumer is cancelled and the queue deleted.
+    drop(second);
+    until_feed_queues(&vhost, 0).await;
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains(r#"websocket_connections_active{service="gateway"} 0"#),
+        "{metrics}"
+    );
+
+    // A client coming back gets a queue of its own again, and every event from then on.
+    let mut third = FeedClient::connect(&gateway.address, "").await;
+    let user = publish_user(&vhost, 2).await;
+    assert_eq!(
+        third.frames(1, Duration::from_secs(2)).await[0]["id"],
+        user.id.to_string()
+    );
+    assert_eq!(until_feed_queues(&vhost, 1).await.len(), 1);
 }
 
 #[tokio::test]
@@ -393,7 +462,6 @@ async fn the_gateways_memory_stays_flat_over_a_burst_with_a_stuck_client() {
     gateway
         .wait_until_ready(&format!("{address}/health/ready"))
         .await;
-    feed_ready(&vhost).await;
     let pid = gateway.id();
     let _stuck = FeedClient::connect(&address, "").await;
     let mut reader = FeedClient::connect(&address, "").await;
