@@ -105,20 +105,22 @@ pub fn extract_amqp(headers: &FieldTable) -> Context {
     })
 }
 
-/// The current span's context as plain pairs, to keep with work that continues later (an
-/// outbox row is published after its request has ended).
-pub fn current_context_map() -> HashMap<String, String> {
+/// The current span's context as JSON text, to keep with work that continues later (an outbox
+/// row or stream entry is published after its request has ended).
+pub fn current_context_json() -> String {
     let cx = tracing::Span::current().context();
     let mut map = HashMap::new();
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&cx, &mut map);
     });
-    map
+    serde_json::to_string(&map).expect("string pairs serialize")
 }
 
-/// The context saved by [`current_context_map`].
-pub fn extract_map(map: &HashMap<String, String>) -> Context {
-    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(map))
+/// The context saved by [`current_context_json`]; the empty context (a new root) if it is not
+/// such JSON.
+pub fn context_from_json(json: &str) -> Context {
+    let map: HashMap<String, String> = serde_json::from_str(json).unwrap_or_default();
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&map))
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

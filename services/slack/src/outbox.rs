@@ -8,7 +8,6 @@
 //! The relay is the slack service's role (any number of replicas, one consumer group): slack-
 //! queue's announcements are written to the same stream and published by it.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -52,7 +51,7 @@ struct Entry {
     stream_id: String,
     event_id: String,
     event: String,
-    trace: HashMap<String, String>,
+    trace: String,
 }
 
 impl Entry {
@@ -61,9 +60,7 @@ impl Entry {
         Some(Self {
             event_id: field("id")?,
             event: field("event")?,
-            trace: field("trace")
-                .and_then(|trace| serde_json::from_str(&trace).ok())
-                .unwrap_or_default(),
+            trace: field("trace").unwrap_or_default(),
             stream_id: entry.id,
         })
     }
@@ -205,7 +202,7 @@ async fn publish(publisher: &Publisher, entries: &[Entry]) -> (Vec<String>, bool
             &entry.event_id,
             entry.event.as_bytes(),
         );
-        message.parent = Some(telemetry::propagation::extract_map(&entry.trace));
+        message.parent = Some(telemetry::propagation::context_from_json(&entry.trace));
         publisher.publish(message)
     }))
     .await;

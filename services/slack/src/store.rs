@@ -167,8 +167,7 @@ impl MessageStore {
     /// `message`'s event, with the current span's context, as the script's arguments.
     fn event_arguments(message: &Message) -> (String, String, String) {
         let event = MessageCreated::new(message.clone());
-        let trace = serde_json::to_string(&telemetry::propagation::current_context_map())
-            .unwrap_or_else(|_| "{}".to_owned());
+        let trace = telemetry::propagation::current_context_json();
         (
             event.id.to_string(),
             serde_json::to_string(&event).expect("an event serializes"),

@@ -8,7 +8,6 @@
 //! number of replicas may relay at once: `FOR UPDATE SKIP LOCKED` gives each row to one of them.
 //! The event is built here, from the stored user, by `contract::events::UserCreated::new`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -172,14 +171,14 @@ struct Pending {
 
 impl Pending {
     /// The event, and the context of the request that stored it (its PRODUCER span's parent).
-    fn event(self) -> (UserCreated, HashMap<String, String>) {
+    fn event(self) -> (UserCreated, String) {
         let user = User {
             id: self.user_id,
             name: self.name,
             email: self.email,
             created_at: self.created_at,
         };
-        let context = serde_json::from_str(&self.trace_context).unwrap_or_default();
+        let context = self.trace_context;
         (UserCreated::new(self.id, user), context)
     }
 }
@@ -244,7 +243,7 @@ async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, Rela
             .zip(&bodies)
             .map(|((_, context), (id, body))| {
                 let mut message = Outgoing::new(USERS_EXCHANGE, USER_CREATED, id, body);
-                message.parent = Some(telemetry::propagation::extract_map(context));
+                message.parent = Some(telemetry::propagation::context_from_json(context));
                 publisher.publish(message)
             }),
     )

@@ -168,8 +168,7 @@ impl UserStore {
     /// id shows that the row is this caller's own. So a lost answer never turns a created user
     /// into a 409, or into a second user.
     pub async fn create(&self, user: &NewUser, event_id: Uuid) -> Result<User, StoreError> {
-        let trace_context = serde_json::to_string(&telemetry::propagation::current_context_map())
-            .unwrap_or_else(|_| "{}".to_owned());
+        let trace_context = telemetry::propagation::current_context_json();
         let deadline = Instant::now() + self.retry_budget;
         loop {
             let attempt = INSERT_USER_WITH_EVENT
