@@ -65,8 +65,22 @@ pub struct MessageCreated {
 impl MessageCreated {
     /// The event of `message`'s storing, with a fresh id.
     pub fn new(message: Message) -> Self {
+        Self::with_id(Uuid::new_v4(), message)
+    }
+
+    /// The event of the announcement of `cause` (a user's creation, say) in `message`: its id
+    /// is derived from `cause`'s, so every delivery of `cause` announces the same event, and
+    /// consumers deduplicate it as one.
+    pub fn announcing(cause: Uuid, message: Message) -> Self {
+        Self::with_id(
+            Uuid::new_v5(&cause, crate::broker::MESSAGE_CREATED.as_bytes()),
+            message,
+        )
+    }
+
+    fn with_id(id: Uuid, message: Message) -> Self {
         Self {
-            id: Uuid::new_v4(),
+            id,
             event_type: MessageCreatedType::MessageCreated,
             occurred_at: message.created_at,
             message,
@@ -105,6 +119,26 @@ mod tests {
         });
         event.id = Uuid::nil();
         insta::assert_json_snapshot!(event);
+    }
+
+    #[test]
+    fn an_announcement_has_the_same_id_for_the_same_cause_and_another_for_another() {
+        let message = Message {
+            channel: "#user".into(),
+            message: "User ada@example.com created".into(),
+            created_at: Utc::now(),
+        };
+        let cause = Uuid::new_v4();
+        let first = MessageCreated::announcing(cause, message.clone());
+        assert_eq!(
+            first.id,
+            MessageCreated::announcing(cause, message.clone()).id
+        );
+        assert_ne!(first.id, cause);
+        assert_ne!(
+            first.id,
+            MessageCreated::announcing(Uuid::new_v4(), message).id
+        );
     }
 
     #[test]

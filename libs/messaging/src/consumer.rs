@@ -39,6 +39,10 @@ pub struct Message<'a> {
     pub message_id: Option<&'a str>,
     /// 1 on the first delivery, 2 on the first retry, ...
     pub attempt: u32,
+    /// The consumer's channel in confirm mode: what a handler publishes here is confirmed
+    /// before the delivery is acknowledged, so an event it announces is never lost (a
+    /// redelivery announces it again, under the same id).
+    pub publisher: &'a Publisher,
 }
 
 /// What a consumer does with each message.
@@ -202,6 +206,7 @@ async fn settle<H: Handler>(
         body: &delivery.data,
         message_id: message_id.as_deref(),
         attempt,
+        publisher,
     };
     let disposition = handler.handle(&message).instrument(span.clone()).await;
     let Settlement { outcome, moved_to } = settlement(disposition, attempt, settings);

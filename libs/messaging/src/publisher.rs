@@ -45,6 +45,10 @@ pub struct Outgoing<'a> {
     pub parent: Option<Context>,
     /// How long the message may wait in a queue (retry delays).
     pub expiration: Option<Duration>,
+    /// Whether a message that no queue takes is an error (the default). Off for events that
+    /// may rightly have no listener, such as the live feed's `message.created` while no feed
+    /// client is connected.
+    pub mandatory: bool,
 }
 
 impl<'a> Outgoing<'a> {
@@ -62,6 +66,7 @@ impl<'a> Outgoing<'a> {
             headers: FieldTable::default(),
             parent: None,
             expiration: None,
+            mandatory: true,
         }
     }
 }
@@ -90,8 +95,9 @@ impl Publisher {
         &self.channel
     }
 
-    /// Publishes a persistent JSON message, mandatory (a message no queue would take is an
-    /// error, not a silent drop), and waits for the broker's confirm.
+    /// Publishes a persistent JSON message, mandatory unless it says otherwise (a message no
+    /// queue would take is then an error, not a silent drop), and waits for the broker's
+    /// confirm.
     pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), PublishError> {
         let span = amqp::publish_span(
             message.exchange,
@@ -117,7 +123,7 @@ impl Publisher {
                     message.exchange.into(),
                     message.routing_key.into(),
                     BasicPublishOptions {
-                        mandatory: true,
+                        mandatory: message.mandatory,
                         ..BasicPublishOptions::default()
                     },
                     message.body,

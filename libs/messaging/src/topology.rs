@@ -7,12 +7,13 @@ use lapin::{Channel, ExchangeKind};
 
 use contract::broker;
 
-/// The queue slack-queue consumes.
+/// The queue slack-queue consumes; it publishes the `message.created` of its announcements.
 pub const SLACK_QUEUE: ConsumerQueue = ConsumerQueue {
     name: broker::SLACK_QUEUE,
     exchange: broker::USERS_EXCHANGE,
     exchange_type: ExchangeType::Topic,
     routing_key: broker::USER_CREATED,
+    publishes_to: &[(broker::MESSAGES_EXCHANGE, ExchangeType::Topic)],
 };
 
 /// The queue user-queue consumes.
@@ -21,6 +22,7 @@ pub const USER_QUEUE: ConsumerQueue = ConsumerQueue {
     exchange: broker::USER_COMMANDS_EXCHANGE,
     exchange_type: ExchangeType::Direct,
     routing_key: broker::CREATE_USER,
+    publishes_to: &[],
 };
 
 /// Every queue a consumer of the stack reads.
@@ -50,6 +52,8 @@ pub struct ConsumerQueue {
     pub exchange: &'static str,
     pub exchange_type: ExchangeType,
     pub routing_key: &'static str,
+    /// The exchanges its consumer's handler publishes to, declared with the queue.
+    pub publishes_to: &'static [(&'static str, ExchangeType)],
 }
 
 impl ConsumerQueue {
@@ -61,9 +65,13 @@ impl ConsumerQueue {
         format!("{}.dead", self.name)
     }
 
-    /// Declares the exchange, the three queues and the binding.
+    /// Declares the exchange, the three queues and the binding, and the exchanges it
+    /// publishes to.
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
         declare_exchange(channel, self.exchange, self.exchange_type).await?;
+        for (exchange, exchange_type) in self.publishes_to {
+            declare_exchange(channel, exchange, *exchange_type).await?;
+        }
         let durable = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()

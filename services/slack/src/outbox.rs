@@ -5,8 +5,7 @@
 //! [`ABANDONED_AFTER`]. So every stored message is published at least once (twice only if a
 //! relay dies between the broker's confirm and its acknowledgement).
 //!
-//! The relay is the slack service's role (any number of replicas, one consumer group): slack-
-//! queue's announcements are written to the same stream and published by it.
+//! The relay is the slack service's role (any number of replicas, one consumer group).
 
 use std::future::Future;
 use std::time::Duration;
@@ -203,6 +202,8 @@ async fn publish(publisher: &Publisher, entries: &[Entry]) -> (Vec<String>, bool
             entry.event.as_bytes(),
         );
         message.parent = Some(telemetry::propagation::context_from_json(&entry.trace));
+        // No queue takes it while no feed client is connected, and then nobody needs it.
+        message.mandatory = false;
         publisher.publish(message)
     }))
     .await;

@@ -1,16 +1,21 @@
 //! slack-queue: announces every new user in `#user` ("User <email> created"), in Redis and on
-//! the webhook when one is set. Handling is idempotent by event id: a redelivered event is
-//! stored once, and delivered to Slack once (a delivery claims the event first, so two copies
-//! handled at the same moment cannot both post) unless the process dies between Slack's answer
-//! and the note that it answered.
+//! the webhook when one is set, and publishes the announcement's `message.created` itself,
+//! confirmed, before it acknowledges the `user.created` delivery: the process that stored a
+//! message is the one that announces it, with no outbox in between. Handling is idempotent by
+//! event id: a redelivered event is stored once, its `message.created` published again under
+//! the same id, and it is delivered to Slack once (a delivery claims the event first, in the
+//! same round trip as the store, so two copies handled at the same moment cannot both post)
+//! unless the process dies between Slack's answer and the note that it answered.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use contract::events::UserCreated;
+use contract::broker::{MESSAGE_CREATED, MESSAGES_EXCHANGE};
+use contract::events::{MessageCreated, UserCreated};
 use contract::faults::FaultKind;
+use contract::messages::Message as ChatMessage;
 use messaging::topology::SLACK_QUEUE;
-use messaging::{ConsumerStatus, Disposition, Handler, Message};
+use messaging::{ConsumerStatus, Disposition, Handler, Message, Outgoing, PublishError, Publisher};
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -56,7 +61,7 @@ impl Handler for UserCreatedHandler {
                 return Disposition::DeadLetter(format!("malformed user.created event: {error}"));
             }
         };
-        let disposition = self.announce(&event).await;
+        let disposition = self.announce(&event, message.publisher).await;
         if matches!(disposition, Disposition::Done) {
             telemetry::amqp::record_event_lag(SLACK_QUEUE.name, event.occurred_at);
         }
@@ -65,8 +70,9 @@ impl Handler for UserCreatedHandler {
 }
 
 impl UserCreatedHandler {
-    /// Stores the announcement of `event` and tells Slack, each once.
-    async fn announce(&self, event: &UserCreated) -> Disposition {
+    /// Stores the announcement of `event`, publishes its `message.created`, and tells Slack,
+    /// each once.
+    async fn announce(&self, event: &UserCreated, publisher: &Publisher) -> Disposition {
         let text = match MessageText::parse(&format!("User {} created", event.user.email)) {
             Ok(text) => text,
             Err(reason) => {
@@ -76,42 +82,53 @@ impl UserCreatedHandler {
             }
         };
         let channel = Channel::parse(USER_CHANNEL).expect("a valid channel name");
-        let announcement = new_message(&channel, &text);
-        match self.state.store.push_once(event.id, &announcement).await {
-            Ok(true) => tracing::info!(user.id = event.user.id, "new user announced"),
-            Ok(false) => {
-                tracing::info!(event.id = %event.id, "event seen before; not stored again")
-            }
-            Err(error) => return Disposition::Retry(error.to_string()),
-        }
-        if self.state.webhook.is_none() {
-            return match self.state.deliver(channel.as_str(), text.as_str()).await {
-                Ok(_) => Disposition::Done,
-                Err(error) => Disposition::Retry(error.to_string()),
-            };
-        }
-        // Slack is told once per event: deliveries of a redelivered event, even at the same
-        // moment, claim it first.
-        match self
+        let claim = self.state.webhook.is_some().then_some(CLAIM_HOLD);
+        let announced = match self
             .state
             .store
-            .claim_notification(event.id, CLAIM_HOLD)
+            .announce_once(event.id, &new_message(&channel, &text), claim)
             .await
         {
-            Ok(Notification::Claimed) => {}
-            Ok(Notification::Done) => return Disposition::Done,
-            Ok(Notification::Busy) => {
-                return Disposition::Retry("another delivery of this event is under way".into());
-            }
+            Ok(announced) => announced,
             Err(error) => return Disposition::Retry(error.to_string()),
-        }
-        let delivered = self.state.deliver(channel.as_str(), text.as_str()).await;
-        let noted = match &delivered {
-            Ok(_) => self.state.store.mark_notified(event.id).await,
-            Err(_) => self.state.store.release_notification(event.id).await,
         };
-        if let Err(error) = noted {
-            tracing::warn!(%error, "could not note the delivery; a redelivery may post again");
+        if announced.stored_now {
+            tracing::info!(user.id = event.user.id, "new user announced");
+        } else {
+            tracing::info!(event.id = %event.id, "event seen before; not stored again");
+        }
+        if let Err(error) = publish_announcement(publisher, event, announced.message).await {
+            return Disposition::Retry(format!("cannot publish message.created: {error}"));
+        }
+        match announced.notification {
+            // No webhook: the delivery is counted as skipped.
+            None => match self.state.deliver(channel.as_str(), text.as_str()).await {
+                Ok(_) => Disposition::Done,
+                Err(error) => Disposition::Retry(error.to_string()),
+            },
+            Some(Notification::Claimed) => self.tell_slack(event, &channel, &text).await,
+            Some(Notification::Done) => Disposition::Done,
+            Some(Notification::Busy) => {
+                Disposition::Retry("another delivery of this event is under way".into())
+            }
+        }
+    }
+
+    /// Tells Slack about `event`, whose delivery this caller claimed, and notes it.
+    async fn tell_slack(
+        &self,
+        event: &UserCreated,
+        channel: &Channel,
+        text: &MessageText,
+    ) -> Disposition {
+        let delivered = self.state.deliver(channel.as_str(), text.as_str()).await;
+        match &delivered {
+            Ok(_) => self.state.store.mark_notified(event.id),
+            Err(_) => {
+                if let Err(error) = self.state.store.release_notification(event.id).await {
+                    tracing::warn!(%error, "could not release the claim; a redelivery waits for it");
+                }
+            }
         }
         match delivered {
             Ok(_) => Disposition::Done,
@@ -120,6 +137,21 @@ impl UserCreatedHandler {
             Err(error @ DeliveryError::Failed(_)) => Disposition::Retry(error.to_string()),
         }
     }
+}
+
+/// Publishes the `message.created` of `event`'s announcement, confirmed, in the current
+/// (CONSUMER) span's trace. Not mandatory: while no feed client is connected, no queue takes it.
+async fn publish_announcement(
+    publisher: &Publisher,
+    event: &UserCreated,
+    message: ChatMessage,
+) -> Result<(), PublishError> {
+    let created = MessageCreated::announcing(event.id, message);
+    let id = created.id.to_string();
+    let body = serde_json::to_vec(&created).expect("an event serializes");
+    let mut outgoing = Outgoing::new(MESSAGES_EXCHANGE, MESSAGE_CREATED, &id, &body);
+    outgoing.mandatory = false;
+    publisher.publish(outgoing).await
 }
 
 impl Service for QueueSettings {
@@ -148,6 +180,17 @@ impl Service for QueueSettings {
             status.clone(),
             service_kit::serve::stopped(stopped),
         ));
+        // The notes of Slack deliveries that no next announcement took along, until the
+        // consumer has finished; then the last ones.
+        let (consumer_done, notes_stop) = watch::channel(false);
+        let notes = tokio::spawn({
+            let store = state.store.clone();
+            async move {
+                store
+                    .write_notes(service_kit::serve::stopped(notes_stop))
+                    .await;
+            }
+        });
         let app = operational(
             &state.store,
             Some(status.into()),
@@ -166,6 +209,8 @@ impl Service for QueueSettings {
         })
         .await;
         let _ = consumer.await;
+        let _ = consumer_done.send(true);
+        let _ = notes.await;
         served?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use contract::events::UserCreated;
 use contract::users::User;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use serde_json::json;
+use serde_json::{Value, json};
 use test_support::rabbitmq::header;
 use test_support::{FakeWebhook, TcpProxy, ZipkinReceiver};
 
@@ -117,6 +117,144 @@ async fn a_user_created_event_is_announced_once_in_a_span_continuing_the_produce
     assert_eq!(redis["kind"], "CLIENT");
     assert_eq!(redis["parentId"], consumer["id"]);
     assert_eq!(redis["tags"]["db.system.name"], "redis");
+}
+
+/// Binds a queue of the test's own to the `message.created` events.
+async fn observe_announcements(slack: &TestSlack) {
+    slack
+        .vhost
+        .observe(
+            ANNOUNCEMENTS,
+            "messages",
+            lapin::ExchangeKind::Topic,
+            "message.created",
+        )
+        .await;
+}
+
+const ANNOUNCEMENTS: &str = "test.announcements";
+
+/// The next `message.created` slack-queue published, with its message id.
+async fn next_announcement(slack: &TestSlack) -> (Value, String) {
+    let published = slack
+        .vhost
+        .get(ANNOUNCEMENTS, Duration::from_secs(10))
+        .await
+        .expect("a message.created event");
+    let id = published
+        .delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    (
+        serde_json::from_slice(&published.delivery.data).unwrap(),
+        id,
+    )
+}
+
+#[tokio::test]
+async fn each_announcement_is_published_as_message_created_by_slack_queue_in_the_events_trace() {
+    let zipkin = ZipkinReceiver::start();
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            zipkin: Some(zipkin.endpoint()),
+            ..Options::default()
+        },
+    )
+    .await;
+    observe_announcements(&slack).await;
+    let event = user_created("announced@example.com");
+    publish_event(&slack, &event).await;
+    let (announcement, message_id) = next_announcement(&slack).await;
+    assert_eq!(announcement["type"], "message.created");
+    assert_eq!(announcement["message"]["channel"], "#user");
+    assert_eq!(
+        announcement["message"]["message"],
+        "User announced@example.com created"
+    );
+    assert_eq!(announcement["id"], message_id.as_str());
+    // The stored message is the one announced.
+    assert_eq!(
+        wait_for_messages(&slack, 1).await,
+        ["User announced@example.com created"]
+    );
+    slack.stop().await;
+
+    let spans = zipkin.trace(PRODUCER_TRACE);
+    let consumer = spans
+        .iter()
+        .find(|span| span["kind"] == "CONSUMER")
+        .unwrap_or_else(|| panic!("no CONSUMER span in {spans:#?}"));
+    let producer = spans
+        .iter()
+        .find(|span| span["kind"] == "PRODUCER")
+        .unwrap_or_else(|| panic!("no PRODUCER span in {spans:#?}"));
+    assert_eq!(producer["localEndpoint"]["serviceName"], "slack-queue");
+    assert_eq!(
+        producer["parentId"], consumer["id"],
+        "published while handled"
+    );
+    assert_eq!(
+        producer["tags"]["messaging.message.id"],
+        message_id.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_event_announces_the_same_message_created_again() {
+    let slack = spawn(Process::Queue, Options::default()).await;
+    observe_announcements(&slack).await;
+    let event = user_created("again@example.com");
+    publish_event(&slack, &event).await;
+    let (first, first_id) = next_announcement(&slack).await;
+    publish_event(&slack, &event).await;
+    let (again, again_id) = next_announcement(&slack).await;
+    assert_eq!(again, first, "the same event, the message as first stored");
+    assert_eq!(again_id, first_id);
+    publish_event(&slack, &user_created("other@example.com")).await;
+    let (other, _) = next_announcement(&slack).await;
+    assert_ne!(other["id"], first["id"]);
+    assert_eq!(
+        wait_for_messages(&slack, 2).await.len(),
+        2,
+        "stored once each"
+    );
+}
+
+#[tokio::test]
+async fn an_announcement_told_to_slack_is_one_redis_round_trip_in_its_trace() {
+    let zipkin = ZipkinReceiver::start();
+    let webhook = FakeWebhook::start(&[], 200);
+    let slack = spawn(
+        Process::Queue,
+        Options {
+            zipkin: Some(zipkin.endpoint()),
+            webhook: Some(webhook.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    publish_event(&slack, &user_created("once@example.com")).await;
+    wait_for_messages(&slack, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while webhook.delivered().is_empty() {
+        assert!(Instant::now() < deadline, "Slack was never told");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    slack.stop().await;
+    let redis: Vec<Value> = zipkin
+        .trace(PRODUCER_TRACE)
+        .into_iter()
+        .filter(|span| span["tags"]["db.system.name"] == "redis")
+        .collect();
+    assert_eq!(
+        redis.len(),
+        1,
+        "stored and claimed in one script, the note sent with the next: {redis:#?}"
+    );
 }
 
 #[tokio::test]
