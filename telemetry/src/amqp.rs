@@ -135,6 +135,16 @@ pub fn record_consuming(queue: &str, consuming: bool) {
     gauge!(CONSUMER_ACTIVE, "queue" => queue.to_owned()).set(if consuming { 1.0 } else { 0.0 });
 }
 
+pub(crate) const OUTBOX_PENDING: &str = "outbox_pending_events";
+pub(crate) const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_pending_age_seconds";
+
+/// Records an outbox's backlog: the events not yet confirmed by the broker, and the age of the
+/// oldest of them (0 when none waits).
+pub fn record_outbox_backlog(pending: u64, oldest_age: Duration) {
+    gauge!(OUTBOX_PENDING).set(pending as f64);
+    gauge!(OUTBOX_OLDEST_AGE).set(oldest_age.as_secs_f64());
+}
+
 pub(crate) const EVENT_LAG: &str = "messaging_event_delivery_lag_seconds";
 
 /// Measures how long an event took from its commit (`occurred_at`, stored with the row that

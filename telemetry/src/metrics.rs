@@ -162,6 +162,15 @@ fn describe_conventional_metrics() {
         "Messages published to the broker, by exchange, routing key and outcome."
     );
     describe_gauge!(
+        crate::amqp::OUTBOX_PENDING,
+        "Events in the outbox not yet confirmed by the broker."
+    );
+    describe_gauge!(
+        crate::amqp::OUTBOX_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest event not yet confirmed by the broker (0 when none waits)."
+    );
+    describe_gauge!(
         crate::amqp::CONSUMER_ACTIVE,
         "1 while the consumer of a queue is connected and consuming, 0 otherwise."
     );

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod consumer;
 pub mod dead_letters;
 pub mod publisher;
+pub mod relay;
 pub mod rpc;
 mod subscription;
 pub mod topology;

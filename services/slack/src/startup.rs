@@ -3,13 +3,20 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use messaging::relay::RelaySettings;
 use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Events the relay publishes per read of the stream.
+const RELAY_BATCH: usize = 100;
+/// The pause after a failure, and how often the stream's backlog is measured.
+const RELAY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 use crate::configuration::Settings;
+use crate::outbox::MessageOutbox;
 use crate::routes;
 use crate::state::{AppState, StateError};
 use crate::store::MessageStore;
@@ -88,10 +95,15 @@ impl Service for Settings {
     ) -> Result<(), StartError> {
         let state = AppState::new(&self, Self::NAME)?;
         let (stop, stopped) = watch::channel(false);
-        let relay = tokio::spawn(crate::outbox::run(
-            self.redis_url.clone(),
-            state.store.outbox_key(),
-            self.amqp_url.clone(),
+        let outbox = MessageOutbox::new(&self.redis_url, state.store.outbox_key())
+            .map_err(StateError::Redis)?;
+        let relay = tokio::spawn(messaging::relay::run(
+            outbox,
+            RelaySettings {
+                amqp_url: self.amqp_url.clone(),
+                batch: RELAY_BATCH,
+                poll_interval: RELAY_POLL_INTERVAL,
+            },
             service_kit::serve::stopped(stopped),
         ));
         let app = app(state, &metrics, shutdown.stopping());

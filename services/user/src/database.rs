@@ -37,6 +37,11 @@ fn migrator() -> Migrator {
             "outbox names its user",
             include_str!("../migrations/0003_outbox_user.sql"),
         ),
+        migration(
+            4,
+            "outbox rows deleted once published",
+            include_str!("../migrations/0004_outbox_rows_deleted_once_published.sql"),
+        ),
     ])
 }
 

@@ -13,9 +13,11 @@ use tokio::sync::watch;
 use std::sync::Arc;
 
 use messaging::ConsumerStatus;
+use messaging::relay::RelaySettings;
 
 use crate::configuration::Settings;
 use crate::database::{self, DatabaseError};
+use crate::outbox::UserOutbox;
 use crate::routes;
 use crate::rpc::UserProcedures;
 use crate::state::AppState;
@@ -32,6 +34,9 @@ pub enum StartError {
 
 /// RPC calls answered at once: each is one short query.
 const RPC_PREFETCH: u16 = 32;
+
+/// Events the outbox relay publishes per claim.
+const RELAY_BATCH: usize = 100;
 
 /// The user service's OpenAPI document.
 #[derive(utoipa::OpenApi)]
@@ -99,10 +104,13 @@ impl Service for Settings {
         let faults = Faults::start(&self.faults, Self::NAME);
         let store = UserStore::new(pool.clone(), self.database.retry_budget, faults.clone());
         let (stop, stopped) = watch::channel(false);
-        let relay = tokio::spawn(crate::outbox::run(
-            pool,
-            self.amqp_url.clone(),
-            self.outbox_poll_interval,
+        let relay = tokio::spawn(messaging::relay::run(
+            UserOutbox::new(pool).await,
+            RelaySettings {
+                amqp_url: self.amqp_url.clone(),
+                batch: RELAY_BATCH,
+                poll_interval: self.outbox_poll_interval,
+            },
             service_kit::serve::stopped(stopped.clone()),
         ));
         let rpc = tokio::spawn(messaging::rpc::serve(

@@ -57,26 +57,26 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
 
 /// Stores a user and its outbox row in one statement. A statement is a transaction of its own,
 /// so both or neither are stored, in one round trip instead of four (`BEGIN`, two `INSERT`s,
-/// `COMMIT`). The outbox row names the user; the relay builds the event from it.
+/// `COMMIT`). The outbox row names the user; the relay builds the event from it, and deletes
+/// the row once the event is published. The user keeps the event's id: it says who stored it.
 const INSERT_USER_WITH_EVENT: DbOperation = DbOperation {
     system: "postgresql",
     operation: "INSERT",
     collection: "users",
     query: "WITH created AS (\
-                INSERT INTO users (name, email) VALUES ($1, $2) \
+                INSERT INTO users (name, email, event_id) VALUES ($1, $2, $3) \
                 RETURNING id, name, email, created_at), \
             event AS (\
                 INSERT INTO outbox (id, user_id, trace_context) SELECT $3, id, $4 FROM created) \
             SELECT id, name, email, created_at FROM created",
 };
 
-/// The user that the event `$1` was stored with, if that event was stored (and not yet pruned).
+/// The user that the event `$1` was stored with, if one was.
 const CREATED_WITH_EVENT: DbOperation = DbOperation {
     system: "postgresql",
     operation: "SELECT",
     collection: "users",
-    query: "SELECT u.id, u.name, u.email, u.created_at FROM outbox o \
-            JOIN users u ON u.id = o.user_id WHERE o.id = $1",
+    query: "SELECT id, name, email, created_at FROM users WHERE event_id = $1",
 };
 
 const SELECT_USER: DbOperation = DbOperation {
@@ -105,7 +105,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// A row of `users`.
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: i64,
     name: String,
     email: String,
