@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use opentelemetry::Context;
 
@@ -111,7 +112,8 @@ enum RelayError {
     Publish(#[from] PublishError),
 }
 
-/// Relays the events of `outbox` until `shutdown` completes.
+/// Relays the events of `outbox` until `shutdown` completes (and the batch in flight, if any,
+/// is settled).
 pub async fn run<O: Outbox>(
     mut outbox: O,
     settings: RelaySettings,
@@ -134,13 +136,18 @@ pub async fn run<O: Outbox>(
             }
         };
         loop {
-            let relayed = tokio::select! {
-                relayed = relay_batch(&mut outbox, &publisher, destination, settings.batch) => relayed,
-                () = &mut shutdown => return,
-            };
+            // A batch in flight is finished, never dropped: dropped between the broker's
+            // confirms and its removal, it would be published again.
+            let relayed = relay_batch(&mut outbox, &publisher, destination, settings.batch).await;
             // After a partial batch, wait for more; after a failure, pause.
             let failed = match relayed {
-                Ok(published) if published == settings.batch => continue,
+                // A full batch: more may wait, unless the relay is asked to stop.
+                Ok(published) if published == settings.batch => {
+                    if (&mut shutdown).now_or_never().is_some() {
+                        return;
+                    }
+                    continue;
+                }
                 Ok(_) => false,
                 Err(RelayError::Publish(PublishError::Unroutable {
                     exchange,
