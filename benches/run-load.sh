@@ -17,15 +17,21 @@
 #      (RPC) through the gateway, CONNECTIONS connections, SECONDS_PER_RUN s each after a
 #      warm-up; every created user's Slack message must arrive, once;
 #   2. the same stack with tracing off: POST /user and GET /ping;
-#   3. pgbench, the reference.
-# POST /user runs twice in 1 and 2: as fast as it is answered, and paced at half the first
-# run's full speed (PACE=N sets it), where the delivery lag is that of a stack that keeps up.
-# RUNS repeats 1 and 2. Peak RSS of each process; the event delivery lag (commit to handled) of
+#   3. both again for the stack as the README starts it natively: the one-process launcher
+#      (`stack`), POST /user and GET /ping (KINDS=separate or KINDS=launcher measures one);
+#   4. pgbench, the reference, before the stacks and again after them, each on a quiet
+#      Postgres (the scenarios' database dropped, autovacuum idle, VACUUM and CHECKPOINT first):
+#      both are printed, ×txn is of their mean, and the run fails when they differ by more
+#      than 25 % (the machine changed under the run, and no multiple of it means anything).
+# POST /user runs twice in 1 to 3: as fast as it is answered, and paced at half that kind's own
+# first full speed (PACE=N sets it), where the delivery lag is that of a stack that keeps up.
+# RUNS repeats 1 to 3. Peak RSS of each process; the event delivery lag (commit to handled) of
 # each POST /user run's own events, from slack-queue's histogram before and after. Results go
 # to target/load/ (report.md is the table).
 #
 #   benches/run-load.sh                      # 16 connections, 20 s per scenario
 #   RUNS=2 CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
+#   KINDS=launcher benches/run-load.sh       # only the one-process launcher
 #
 # Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the project's
 # set-up, and pgbench (Debian: postgresql-contrib, or the postgresql package itself).
@@ -36,6 +42,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
 WARMUP=${WARMUP:-3}
 RUNS=${RUNS:-1}
+KINDS=${KINDS:-separate launcher}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 MANAGEMENT=${MANAGEMENT:-http://127.0.0.1:15672}
@@ -62,16 +69,19 @@ RABBITMQ_PID=$(pgrep -o -f beam.smp) || { echo "run-load: no RabbitMQ (beam.smp)
 REDIS_PID=$(pgrep -o -x redis-server) || { echo "run-load: no redis-server process" >&2; exit 2; }
 STORES=(--cpu "postgres=$POSTGRES_PID" --cpu "rabbitmq=$RABBITMQ_PID" --cpu "redis=$REDIS_PID")
 
-cargo build --release -p gateway -p user -p slack -p benchmarks --bins
+cargo build --release -p gateway -p user -p slack -p stack -p benchmarks --bins
 
 SERVICES=(user slack user-queue slack-queue gateway)
+# The processes of the stack running now, and their names.
 PIDS=()
+NAMES=()
 stop_stack() {
     if ((${#PIDS[@]})); then
         kill -TERM "${PIDS[@]}" 2>/dev/null || true
         wait "${PIDS[@]}" 2>/dev/null || true
     fi
     PIDS=()
+    NAMES=()
 }
 trap stop_stack EXIT
 
@@ -87,10 +97,11 @@ fresh_dependencies() {
     redis-cli --scan --pattern 'loadtest:*' | xargs -r redis-cli del >/dev/null || return 1
 }
 
-# start_stack MODE: the five processes, telemetry MODE (on|off), each its own OS process.
+# start_stack KIND MODE: the stack with telemetry MODE (on|off): its five processes, each its
+# own OS process (KIND=separate), or all five in the one-process launcher (KIND=launcher).
 start_stack() {
-    local mode=$1
-    if pgrep -f "$BIN/(gateway|user|slack)" >/dev/null; then
+    local kind=$1 mode=$2
+    if pgrep -f "$BIN/(gateway|user|slack|stack)( |$)" >/dev/null; then
         echo "run-load: stack processes from $BIN are running already (another run?); stop them first" >&2
         return 1
     fi
@@ -114,60 +125,84 @@ start_stack() {
     else
         common+=(OTEL_TRACES_EXPORTER=none OTEL_TRACES_SAMPLER=always_off)
     fi
-    for service in "${SERVICES[@]}"; do
-        env "${common[@]}" "$BIN/$service" >"$OUT/$mode-$service.log" 2>&1 &
+    if [[ $kind == launcher ]]; then
+        env "${common[@]}" "$BIN/stack" >"$OUT/$kind-$mode-stack.log" 2>&1 &
         PIDS+=($!)
-    done
+        NAMES+=(stack)
+    else
+        for service in "${SERVICES[@]}"; do
+            env "${common[@]}" "$BIN/$service" >"$OUT/$kind-$mode-$service.log" 2>&1 &
+            PIDS+=($!)
+            NAMES+=("$service")
+        done
+    fi
     for port in 18101 18102 19101 19102 18100; do
         for _ in $(seq 600); do
             curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break
             sleep 0.1
         done
         curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null \
-            || { echo "run-load: port $port never got ready; see $OUT/$mode-*.log" >&2; return 1; }
+            || { echo "run-load: port $port never got ready; see $OUT/$kind-$mode-*.log" >&2; return 1; }
     done
 }
 
-# load_scenario MODE NAME RUN SCENARIO [LOAD FLAGS...]: the load driver, watching every
-# process's CPU and slack-queue's delivery lag; its figures go to $OUT/MODE-NAME-RUN.json.
+# load_scenario KIND MODE NAME RUN SCENARIO [LOAD FLAGS...]: the load driver, watching every
+# process's CPU and slack-queue's delivery lag; its figures go to $OUT/KIND-MODE-NAME-RUN.json.
 load_scenario() {
-    local mode=$1 name=$2 run=$3
-    shift 3
+    local kind=$1 mode=$2 name=$3 run=$4
+    shift 4
     local -a watched=("${STORES[@]}")
-    for i in "${!SERVICES[@]}"; do
-        watched+=(--cpu "${SERVICES[$i]}=${PIDS[$i]}")
+    for i in "${!NAMES[@]}"; do
+        watched+=(--cpu "${NAMES[$i]}=${PIDS[$i]}")
     done
     "$BIN/load" --url http://127.0.0.1:18100 --token "$("$BIN/mint-token" load)" \
         --scenario "$@" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
         --warmup "$WARMUP" --slack-listen "$SLACK_LISTEN" --collector-listen "$COLLECTOR_LISTEN" \
         --lag-metrics http://127.0.0.1:19102/metrics \
-        --label "$name, telemetry $mode ($run of $RUNS)" --json "$OUT/$mode-$name-$run.json" \
-        "${watched[@]}"
+        --label "$name, telemetry $mode, $kind ($run of $RUNS)" \
+        --json "$OUT/$kind-$mode-$name-$run.json" "${watched[@]}"
 }
 
-# The pace of the paced runs: half what POST /user reached at full speed with telemetry on in
-# the first run (PACE overrides it), the same for both modes.
+# The pace of KIND's paced runs: half what its POST /user reached at full speed with telemetry
+# on in the first run (PACE overrides it), the same for both modes.
 pace() {
-    if [[ -z ${PACE:-} ]]; then
-        PACE=$(python3 -c 'import json, sys; print(max(1, int(json.load(open(sys.argv[1]))["summary"]["throughput"] / 2)))' \
-            "$OUT/on-post-1.json")
+    local kind=$1
+    if [[ -n ${PACE:-} ]]; then
+        echo "$PACE"
+        return
     fi
-    echo "$PACE"
+    python3 -c 'import json, sys; print(max(1, int(json.load(open(sys.argv[1]))["summary"]["throughput"] / 2)))' \
+        "$OUT/$kind-on-post-1.json"
 }
 
-# finish_stack MODE RUN: peak RSS, then stop.
+# finish_stack KIND MODE RUN: peak RSS, then stop.
 finish_stack() {
-    local mode=$1 run=$2
-    : >"$OUT/$mode-$run-rss.txt"
-    for i in "${!SERVICES[@]}"; do
-        echo "${SERVICES[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$mode-$run-rss.txt"
+    local kind=$1 mode=$2 run=$3
+    : >"$OUT/$kind-$mode-$run-rss.txt"
+    for i in "${!NAMES[@]}"; do
+        echo "${NAMES[$i]} $(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status")" >>"$OUT/$kind-$mode-$run-rss.txt"
     done
     stop_stack
+}
+
+# quiet_postgres: no scenario's database left, no autovacuum at work, nothing dirty in the
+# buffers: what pgbench measures is its own work only.
+quiet_postgres() {
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest WITH (FORCE)"
+    for _ in $(seq 60); do
+        local busy
+        busy=$(psql -tAq "$PG/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+        [[ $busy == 0 ]] && break
+        sleep 1
+    done
+    psql -q "$PG/postgres" -c "CHECKPOINT"
 }
 
 # The reference: pgbench running the user service's own statement (services/user/src/store.rs,
 # with literals for its parameters) on a database with the same schema, its CPU and Postgres's.
 run_pgbench() {
+    local name=$1
+    quiet_postgres
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)" \
         -c "CREATE DATABASE loadtest_pgbench"
     for migration in services/user/migrations/*.sql; do
@@ -175,64 +210,85 @@ run_pgbench() {
     done
     cat >"$OUT/insert-user.sql" <<'SQL'
 WITH created AS (
-    INSERT INTO users (name, email)
-    VALUES ('Load Test', 'pgbench-' || gen_random_uuid() || '@example.com')
-    RETURNING id, name, email, created_at),
+    INSERT INTO users (name, email, event_id)
+    SELECT 'Load Test', 'pgbench-' || event_id || '@example.com', event_id
+    FROM (SELECT gen_random_uuid() AS event_id) fresh
+    RETURNING id, name, email, created_at, event_id),
 event AS (
     INSERT INTO outbox (id, user_id, trace_context)
-    SELECT gen_random_uuid(), id, '{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
+    SELECT event_id, id, '{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
     FROM created)
 SELECT id, name, email, created_at FROM created;
 SQL
-    "$BIN/cpu-of" --json "$OUT/pgbench.json" --cpu "postgres=$POSTGRES_PID" -- \
+    psql -q "$PG/loadtest_pgbench" -c "VACUUM ANALYZE" -c "CHECKPOINT"
+    "$BIN/cpu-of" --json "$OUT/pgbench-$name.json" --cpu "postgres=$POSTGRES_PID" -- \
         pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -T "$SECONDS_PER_RUN" \
-        -f "$OUT/insert-user.sql" "$PG/loadtest_pgbench" | tee "$OUT/pgbench.txt"
+        -f "$OUT/insert-user.sql" "$PG/loadtest_pgbench" | tee "$OUT/pgbench-$name.txt"
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)"
 }
 
-failed=0
-rm -f "$OUT"/on-*.json "$OUT"/off-*.json
-for run in $(seq "$RUNS"); do
-    if start_stack on; then
-        load_scenario on post "$run" post || failed=1
-        load_scenario on paced "$run" post --pace "$(pace)" || failed=1
-        for scenario in get ping availability; do
-            load_scenario on "$scenario" "$run" "$scenario" || failed=1
+# measure KIND RUN: the scenarios of one kind of stack, telemetry on and off.
+measure() {
+    local kind=$1 run=$2
+    if start_stack "$kind" on; then
+        load_scenario "$kind" on post "$run" post || failed=1
+        load_scenario "$kind" on paced "$run" post --pace "$(pace "$kind")" || failed=1
+        local scenarios=(get ping availability)
+        [[ $kind == launcher ]] && scenarios=(ping)
+        for scenario in "${scenarios[@]}"; do
+            load_scenario "$kind" on "$scenario" "$run" "$scenario" || failed=1
         done
-        finish_stack on "$run"
+        finish_stack "$kind" on "$run"
     else
         failed=1
     fi
-    if start_stack off; then
-        load_scenario off post "$run" post || failed=1
-        load_scenario off paced "$run" post --pace "$(pace)" || failed=1
-        load_scenario off ping "$run" ping || failed=1
-        finish_stack off "$run"
+    if start_stack "$kind" off; then
+        load_scenario "$kind" off post "$run" post || failed=1
+        load_scenario "$kind" off paced "$run" post --pace "$(pace "$kind")" || failed=1
+        load_scenario "$kind" off ping "$run" ping || failed=1
+        finish_stack "$kind" off "$run"
     else
         failed=1
     fi
-done
-run_pgbench
+}
 
-python3 - "$OUT" "$CONNECTIONS" "$RUNS" <<'PY' | tee "$OUT/report.md"
+failed=0
+rm -f "$OUT"/*-on-*.json "$OUT"/*-off-*.json "$OUT"/pgbench-*
+run_pgbench before
+for run in $(seq "$RUNS"); do
+    for kind in $KINDS; do
+        measure "$kind" "$run"
+    done
+done
+run_pgbench after
+
+python3 - "$OUT" "$CONNECTIONS" "$RUNS" "$KINDS" <<'PY' | tee "$OUT/report.md"
 import json, re, sys
-out, connections, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-RUST = ["gateway", "user", "user-queue", "slack", "slack-queue"]
+out, connections, runs, kinds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+RUST = ["gateway", "user", "user-queue", "slack", "slack-queue", "stack"]
 STORES = ["postgres", "rabbitmq", "redis"]
 
-bench = open(f"{out}/pgbench.txt").read()
-transactions = int(re.search(r"number of transactions actually processed: (\d+)", bench).group(1))
-tps = float(re.search(r"tps = ([0-9.]+)", bench).group(1))
-reference = json.load(open(f"{out}/pgbench.json"))["cpu_seconds"]
-txn = {name: 1e6 * seconds / transactions for name, seconds in reference.items()}
-txn_all = txn["postgres"] + txn["client"]
-print(f"Reference: one pgbench transaction of the user service's statement costs {txn_all:.0f} µs of CPU "
-      f"(Postgres {txn['postgres']:.0f} µs, the pgbench client {txn['client']:.0f} µs; {tps:.0f} tps at "
-      f"{connections} connections). ×txn below is a multiple of it.\n")
+def reference(name):
+    bench = open(f"{out}/pgbench-{name}.txt").read()
+    transactions = int(re.search(r"number of transactions actually processed: (\d+)", bench).group(1))
+    tps = float(re.search(r"tps = ([0-9.]+)", bench).group(1))
+    seconds = json.load(open(f"{out}/pgbench-{name}.json"))["cpu_seconds"]
+    per = {process: 1e6 * spent / transactions for process, spent in seconds.items()}
+    return per["postgres"] + per["client"], per, tps
 
-def load(mode, scenario, run):
+references = {name: reference(name) for name in ("before", "after")}
+for name, (total, per, tps) in references.items():
+    print(f"Reference {name} the stacks: one pgbench transaction of the user service's statement costs {total:.0f} µs of CPU "
+          f"(Postgres {per['postgres']:.0f} µs, the pgbench client {per['client']:.0f} µs; {tps:.0f} tps at {connections} connections).")
+low, high = sorted(total for total, _, _ in references.values())
+txn_all = (low + high) / 2
+steady = high <= 1.25 * low
+print(f"\n×txn below is a multiple of their mean, {txn_all:.0f} µs. They differ by {100 * (high / low - 1):.0f} %"
+      + ("." if steady else ": more than 25 %, so the machine changed under the run and this run does not count.") + "\n")
+
+def load(kind, mode, scenario, run):
     try:
-        return json.load(open(f"{out}/{mode}-{scenario}-{run}.json"))
+        return json.load(open(f"{out}/{kind}-{mode}-{scenario}-{run}.json"))
     except FileNotFoundError:
         return None
 
@@ -248,63 +304,74 @@ def lag(result):
         return ""
     return f"{lag['p50_ms']:.1f} / {lag['p99_ms']:.1f}"
 
-print(f"| scenario | telemetry | run | req/s | p50 ms | p99 ms | lag p50 / p99 ms | Rust µs (×txn) | Postgres µs (×txn) | RabbitMQ µs | Redis µs | all µs (×txn) |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+SCENARIOS = [("on", "post"), ("off", "post"), ("on", "paced"), ("off", "paced"), ("on", "get"),
+             ("on", "ping"), ("off", "ping"), ("on", "availability")]
+print("| stack | scenario | telemetry | run | req/s | p50 ms | p99 ms | lag p50 / p99 ms | Rust µs (×txn) | Postgres µs (×txn) | RabbitMQ µs (×txn) | Redis µs | all µs (×txn) |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 rows = []
-for run in range(1, runs + 1):
-    for mode, scenario in [("on", "post"), ("off", "post"), ("on", "paced"), ("off", "paced"), ("on", "get"),
-                           ("on", "ping"), ("off", "ping"), ("on", "availability")]:
-        result = load(mode, scenario, run)
-        if result is None:
-            continue
-        s = result["summary"]
-        rust, pg = cpu(result, RUST), cpu(result, ["postgres"])
-        everything = rust + cpu(result, STORES)
-        rows.append((mode, scenario, run, rust, everything, result))
-        print(f"| {name(result)} | {mode} | {run} | {s['throughput']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {lag(result)} | "
-              f"{rust:.0f} ({rust / txn_all:.2f}) | {pg:.0f} ({pg / txn_all:.2f}) | {cpu(result, ['rabbitmq']):.0f} | "
-              f"{cpu(result, ['redis']):.0f} | {everything:.0f} ({everything / txn_all:.2f}) |")
+for kind in kinds:
+    for run in range(1, runs + 1):
+        for mode, scenario in SCENARIOS:
+            result = load(kind, mode, scenario, run)
+            if result is None:
+                continue
+            s = result["summary"]
+            rust, pg, mq = cpu(result, RUST), cpu(result, ["postgres"]), cpu(result, ["rabbitmq"])
+            everything = rust + cpu(result, STORES)
+            rows.append((kind, mode, scenario, run, result))
+            print(f"| {kind} | {name(result)} | {mode} | {run} | {s['throughput']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {lag(result)} | "
+                  f"{rust:.0f} ({rust / txn_all:.2f}) | {pg:.0f} ({pg / txn_all:.2f}) | {mq:.0f} ({mq / txn_all:.2f}) | "
+                  f"{cpu(result, ['redis']):.0f} | {everything:.0f} ({everything / txn_all:.2f}) |")
 
 print("\nPer process, µs of CPU a request:\n")
 header = RUST + STORES + ["client"]
-print("| scenario | telemetry | run | " + " | ".join(header) + " |")
-print("| --- | --- | ---: | " + " | ".join("---:" for _ in header) + " |")
-for mode, scenario, run, _, _, result in rows:
+print("| stack | scenario | telemetry | run | " + " | ".join(header) + " |")
+print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in header) + " |")
+for kind, mode, scenario, run, result in rows:
     per = result["cpu_us_per_request"]
-    print(f"| {name(result)} | {mode} | {run} | " + " | ".join(f"{per.get(name, 0):.0f}" for name in header) + " |")
+    print(f"| {kind} | {name(result)} | {mode} | {run} | " + " | ".join(f"{per.get(process, 0):.0f}" for process in header) + " |")
 
 print()
-for run in range(1, runs + 1):
-    for scenario in ("post", "paced"):
-        on, off = load("on", scenario, run), load("off", scenario, run)
-        if on and off:
-            rust_on, rust_off = cpu(on, RUST), cpu(off, RUST)
-            all_on, all_off = rust_on + cpu(on, STORES), rust_off + cpu(off, STORES)
-            print(f"Run {run}, {name(on)}: tracing on costs {100 * (rust_on - rust_off) / rust_off:+.1f} % CPU per request in the Rust processes, "
-                  f"{100 * (all_on - all_off) / all_off:+.1f} % in everything; "
-                  f"{100 * (off['summary']['throughput'] - on['summary']['throughput']) / off['summary']['throughput']:+.1f} % of the throughput.")
-        for result in (on, off):
-            if result and result["slack"]:
-                slack = result["slack"]
-                print(f"Run {run}, {name(result)}, {result['label'].split(', ')[1].split(' (')[0]}: {slack['arrived']}/{slack['created']} users announced in Slack "
-                      f"({slack['duplicated']} more than once, the last {slack['seconds_after_load']:.1f} s after the load); "
-                      f"{result['spans'] or 0} spans exported.")
+for kind in kinds:
+    for run in range(1, runs + 1):
+        full, paced = load(kind, "on", "post", run), load(kind, "on", "paced", run)
+        if full and paced:
+            print(f"{kind}, run {run}: paced at half speed, a POST /user costs {cpu(paced, RUST + STORES) / cpu(full, RUST + STORES):.2f}× "
+                  f"the CPU it costs at full speed, everything counted (Rust processes: {cpu(paced, RUST) / cpu(full, RUST):.2f}×).")
+        for scenario in ("post", "paced"):
+            on, off = load(kind, "on", scenario, run), load(kind, "off", scenario, run)
+            if on and off:
+                rust_on, rust_off = cpu(on, RUST), cpu(off, RUST)
+                all_on, all_off = rust_on + cpu(on, STORES), rust_off + cpu(off, STORES)
+                print(f"{kind}, run {run}, {name(on)}: tracing on costs {100 * (rust_on - rust_off) / rust_off:+.1f} % CPU per request in the Rust processes, "
+                      f"{100 * (all_on - all_off) / all_off:+.1f} % in everything; "
+                      f"{100 * (off['summary']['throughput'] - on['summary']['throughput']) / off['summary']['throughput']:+.1f} % of the throughput.")
+            for result in (on, off):
+                if result and result["slack"]:
+                    slack = result["slack"]
+                    print(f"{kind}, run {run}, {name(result)}, telemetry {'on' if result is on else 'off'}: {slack['arrived']}/{slack['created']} users announced in Slack "
+                          f"({slack['duplicated']} more than once, the last {slack['seconds_after_load']:.1f} s after the load); "
+                          f"{result['spans'] or 0} spans exported.")
 
-print("\n| process | peak RSS, telemetry on (MiB) | off (MiB) |")
-print("| --- | ---: | ---: |")
-def peaks(mode):
+print("\n| stack | process | peak RSS, telemetry on (MiB) | off (MiB) |")
+print("| --- | --- | ---: | ---: |")
+def peaks(kind, mode):
     peak = {}
     for run in range(1, runs + 1):
         try:
-            for line in open(f"{out}/{mode}-{run}-rss.txt"):
-                service, kib = line.split()
-                peak[service] = max(peak.get(service, 0), int(kib))
+            for line in open(f"{out}/{kind}-{mode}-{run}-rss.txt"):
+                process, kib = line.split()
+                peak[process] = max(peak.get(process, 0), int(kib))
         except FileNotFoundError:
             pass
     return peak
-rss = {mode: peaks(mode) for mode in ("on", "off")}
-for service in RUST:
-    on, off = rss["on"].get(service), rss["off"].get(service)
-    print(f"| {service} | {on / 1024 if on else 0:.1f} | {off / 1024 if off else 0:.1f} |")
+for kind in kinds:
+    on, off = peaks(kind, "on"), peaks(kind, "off")
+    for process in RUST:
+        if process in on or process in off:
+            print(f"| {kind} | {process} | {on.get(process, 0) / 1024:.1f} | {off.get(process, 0) / 1024:.1f} |")
+if not steady:
+    sys.exit(3)
 PY
+[[ ${PIPESTATUS[0]} == 0 ]] || failed=1
 exit $failed
