@@ -79,6 +79,55 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// `RUST_LOG`, an `EnvFilter` directive; `info` (without Postgres notices) by default.
     pub log_filter: String,
+    /// How finished spans are batched for export.
+    pub batch: BatchSettings,
+}
+
+/// How finished spans wait for export, as the OpenTelemetry batch span processor's variables
+/// say. One export thread serves every service of a process, with the settings of the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// `OTEL_BSP_SCHEDULE_DELAY` (ms, 5000): the longest a span waits for its batch.
+    pub schedule_delay: Duration,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE` (2048): spans a service may have waiting; more are dropped.
+    pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512): spans per export, and the batch that is sent
+    /// at once, before the delay is up.
+    pub max_export_batch_size: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            schedule_delay: Duration::from_secs(5),
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+        }
+    }
+}
+
+impl BatchSettings {
+    fn from_lookup(lookup: &(impl Lookup + ?Sized)) -> Result<Self, SettingsError> {
+        let default = Self::default();
+        let count = |variable, default: usize| -> Result<usize, SettingsError> {
+            Ok(lookup
+                .parse::<usize>(variable, default, "expected a whole number")?
+                .max(1))
+        };
+        let max_queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", default.max_queue_size)?;
+        Ok(Self {
+            schedule_delay: lookup.millis(
+                "OTEL_BSP_SCHEDULE_DELAY",
+                default.schedule_delay.as_millis() as u64,
+            )?,
+            max_queue_size,
+            max_export_batch_size: count(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                default.max_export_batch_size,
+            )?
+            .min(max_queue_size),
+        })
+    }
 }
 
 const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
@@ -107,6 +156,7 @@ impl TelemetryConfig {
             propagators: propagators(lookup)?,
             log_format,
             log_filter,
+            batch: BatchSettings::from_lookup(lookup)?,
         })
     }
 
@@ -122,6 +172,7 @@ impl TelemetryConfig {
             propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
             log_format: LogFormat::Text,
             log_filter: "warn".to_owned(),
+            batch: BatchSettings::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
@@ -30,18 +30,29 @@ impl ConfiguredExporter {
         choice: &TracesExporter,
         timeout: Duration,
     ) -> Result<Option<Self>, opentelemetry_otlp::ExporterBuildError> {
+        // Asynchronous: exports run on the process's export thread, on a runtime of its own.
+        let client = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .map_err(|error| {
+                    opentelemetry_otlp::ExporterBuildError::InternalFailure(error.to_string())
+                })
+        };
         Ok(match choice {
             TracesExporter::Otlp { endpoint } => Some(Self::Otlp(
                 opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
+                    .with_http_client(client()?)
                     .with_protocol(Protocol::HttpBinary)
                     .with_endpoint(endpoint.clone())
                     .with_timeout(timeout)
                     .build()?,
             )),
-            TracesExporter::Zipkin { endpoint } => {
-                Some(Self::Zipkin(ZipkinExporter::new(endpoint.clone(), timeout)))
-            }
+            TracesExporter::Zipkin { endpoint } => Some(Self::Zipkin(ZipkinExporter::new(
+                endpoint.clone(),
+                client()?,
+            ))),
             TracesExporter::Console => Some(Self::Console(ConsoleExporter::default())),
             TracesExporter::None => None,
         })
@@ -83,11 +94,26 @@ pub(crate) struct ReportingExporter<E> {
     /// `trace` or `log`.
     signal: &'static str,
     failing: AtomicBool,
+    /// Whether dropped records were reported already.
+    dropping: AtomicBool,
     /// The service's log pipeline; exports run on the SDK's own thread, which has none.
     log: Arc<OnceLock<WeakDispatch>>,
 }
 
 impl<E> ReportingExporter<E> {
+    /// Reports spans dropped because the export queue was full.
+    pub(crate) fn note_dropped(&self, count: u64) {
+        if !self.dropping.swap(true, Ordering::Relaxed) {
+            self.log(|| {
+                tracing::warn!(
+                    signal = self.signal,
+                    count,
+                    "the export queue is full: records are dropped (reported once)"
+                )
+            });
+        }
+    }
+
     pub(crate) fn new(
         inner: E,
         signal: &'static str,
@@ -99,6 +125,7 @@ impl<E> ReportingExporter<E> {
             destination,
             signal,
             failing: AtomicBool::new(false),
+            dropping: AtomicBool::new(false),
             log,
         }
     }

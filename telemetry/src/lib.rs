@@ -22,6 +22,7 @@
 //! [`amqp`] for RabbitMQ messages and [`rpc`] for calls over RabbitMQ.
 
 pub mod amqp;
+mod batch;
 pub mod config;
 pub mod db;
 mod export;
@@ -30,6 +31,7 @@ pub mod http_client;
 pub mod http_server;
 mod logs;
 mod metrics;
+mod pipeline;
 pub mod propagation;
 pub mod rpc;
 pub mod websocket;
@@ -50,11 +52,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub use config::{
-    LogFormat, LogsExporter, PropagatorKind, SamplerKind, TelemetryConfig, TracesExporter,
+    BatchSettings, LogFormat, LogsExporter, PropagatorKind, SamplerKind, TelemetryConfig,
+    TracesExporter,
 };
 pub use http_server::{TRACE_ID_HEADER, instrument};
 pub use metrics::Metrics;
+pub use pipeline::{InPipeline, Pipeline, in_current_pipeline, in_pipeline, spawn};
 
+use batch::ProcessBatch;
 use export::{ConfiguredExporter, ConfiguredLogExporter, ReportingExporter};
 use logs::JsonLogLayer;
 
@@ -77,6 +82,7 @@ pub struct Telemetry {
     /// Exports log records over OpenTelemetry, when `OTEL_LOGS_EXPORTER` asks for it.
     logger: Option<SdkLoggerProvider>,
     metrics: Metrics,
+    pipeline: Pipeline,
     /// The worker threads of the runtime [`Telemetry::run`] builds; tokio's default if `None`.
     worker_threads: Option<std::num::NonZeroUsize>,
 }
@@ -136,11 +142,14 @@ impl Telemetry {
             .with_sampler(sampler(config.sampler));
         let exporter = ConfiguredExporter::build(&config.exporter, config.export_timeout)?;
         if let Some(exporter) = exporter {
-            provider = provider.with_batch_exporter(ReportingExporter::new(
-                exporter,
-                "trace",
-                config.destination(),
-                Arc::clone(&log_dispatch),
+            provider = provider.with_span_processor(ProcessBatch::new(
+                ReportingExporter::new(
+                    exporter,
+                    "trace",
+                    config.destination(),
+                    Arc::clone(&log_dispatch),
+                ),
+                config.batch,
             ));
         }
         let provider = provider.build();
@@ -191,8 +200,10 @@ impl Telemetry {
         let dispatch = Dispatch::new(subscriber);
         let _ = log_dispatch.set(dispatch.downgrade());
 
+        let metrics = Metrics::new(&service_name, version, &instance);
         Ok(Self {
-            metrics: Metrics::new(&service_name, version, &instance),
+            pipeline: Pipeline::new(dispatch.clone(), metrics.clone()),
+            metrics,
             service_name,
             dispatch,
             provider,
@@ -211,6 +222,16 @@ impl Telemetry {
         &self.metrics
     }
 
+    /// The worker threads asked for by [`Telemetry::with_worker_threads`], if any.
+    pub fn worker_threads(&self) -> Option<std::num::NonZeroUsize> {
+        self.worker_threads
+    }
+
+    /// What the service's tasks run with; [`Pipeline::wrap`] runs a future in it.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     /// Runs `f` with this pipeline as the current thread's tracing dispatch and metrics
     /// recorder: for benchmarks and tools that drive a service on a runtime of their own (a
     /// current-thread runtime polls everything on the calling thread). Queued spans are not
@@ -219,15 +240,15 @@ impl Telemetry {
         tracing::dispatcher::with_default(&self.dispatch, || self.metrics.record(f))
     }
 
-    /// Runs `service` to completion on a runtime whose threads use this pipeline, then flushes
-    /// the spans still queued. A panic in `service` is passed on after the flush.
+    /// Runs `service` to completion on a runtime of its own, whose threads use this pipeline,
+    /// then flushes the spans still queued. A panic in `service` is passed on after the flush.
+    /// Blocks the calling thread: how a service binary runs.
     pub fn run<F>(self, service: F) -> Result<F::Output, TelemetryError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let dispatch = self.dispatch.clone();
-        let recorder = self.metrics.recorder();
+        let pipeline = self.pipeline.clone();
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         if let Some(workers) = self.worker_threads {
             builder.worker_threads(workers.get());
@@ -235,28 +256,55 @@ impl Telemetry {
         let runtime = builder
             .enable_all()
             .thread_name(format!("{}-worker", self.service_name))
-            .on_thread_start(move || {
-                // These threads serve only this service for as long as they live.
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-                std::mem::forget(::metrics::set_default_local_recorder(recorder));
-            })
+            // These threads serve only this service for as long as they live, so even the
+            // tasks its libraries spawn use its pipeline.
+            .on_thread_start(move || pipeline.set_for_thread())
             .build()?;
+        let outcome = runtime.block_on(self.pipeline.wrap(self.spawn_with_upkeep(service)));
+        // Spans end when their tasks are dropped, so stop the runtime before the last flush.
+        runtime.shutdown_timeout(FLUSH_TIMEOUT);
+        self.shutdown();
+        Self::passed_on(outcome)
+    }
+
+    /// Runs `service` to completion on the current runtime, which other services may share:
+    /// its tasks keep this pipeline (see [`spawn`]). Then flushes the spans still queued.
+    pub async fn serve<F>(self, service: F) -> Result<F::Output, TelemetryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let outcome = self.pipeline.wrap(self.spawn_with_upkeep(service)).await;
+        // The flush blocks: off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || self.shutdown()).await;
+        Self::passed_on(outcome)
+    }
+
+    /// Spawns `service` (in the current pipeline) beside the registry's upkeep; its outcome.
+    fn spawn_with_upkeep<F>(
+        &self,
+        service: F,
+    ) -> impl Future<Output = Result<F::Output, tokio::task::JoinError>> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let metrics = self.metrics.clone();
-        let outcome = runtime.block_on(async move {
-            let upkeep = tokio::spawn(async move {
+        async move {
+            let upkeep = spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     every.tick().await;
                     metrics.run_upkeep();
                 }
             });
-            let outcome = tokio::spawn(service).await;
+            let outcome = spawn(service).await;
             upkeep.abort();
             outcome
-        });
-        // Spans end when their tasks are dropped, so stop the runtime before the last flush.
-        runtime.shutdown_timeout(FLUSH_TIMEOUT);
-        self.shutdown();
+        }
+    }
+
+    fn passed_on<T>(outcome: Result<T, tokio::task::JoinError>) -> Result<T, TelemetryError> {
         match outcome {
             Ok(output) => Ok(output),
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -265,7 +313,7 @@ impl Telemetry {
     }
 
     /// Exports the spans and log records still queued and stops the exporters. This blocks,
-    /// and runs outside any tokio runtime: the exporters have their own threads, so no runtime
+    /// and runs outside the service's runtime workers: the exports have their own thread, so no
     /// worker can be starved of the flush it waits for.
     fn shutdown(self) {
         if let Err(error) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
@@ -283,6 +331,22 @@ impl Telemetry {
             );
         }
     }
+}
+
+/// Sets the process's default log output, for what runs outside every service's pipeline: the
+/// tasks that libraries (the AMQP client, say) spawn on a runtime that several services share.
+/// Their lines are written as `name`'s; they carry no traces.
+pub fn log_strays(name: &str, config: &TelemetryConfig) {
+    let lines = match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
+        LogFormat::Json => JsonLogLayer::new(name).boxed(),
+    };
+    let subscriber =
+        Registry::default().with(lines.with_filter(EnvFilter::new(&config.log_filter)));
+    // Set once, by the process's `main`; a second call changes nothing.
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// `url` with its password replaced by `***` and without its query or fragment (where tokens

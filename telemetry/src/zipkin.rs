@@ -9,8 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Key, KeyValue, Value};
@@ -22,32 +21,17 @@ use serde::Serialize;
 #[derive(Debug)]
 pub(crate) struct ZipkinExporter {
     endpoint: String,
-    timeout: Duration,
     service_name: String,
-    /// Built on first use, on the exporting thread: a blocking client must not be created or
-    /// dropped inside an async runtime, and the SDK exports from a thread of its own.
-    client: OnceLock<reqwest::blocking::Client>,
+    client: reqwest::Client,
 }
 
 impl ZipkinExporter {
-    pub(crate) fn new(endpoint: String, timeout: Duration) -> Self {
+    pub(crate) fn new(endpoint: String, client: reqwest::Client) -> Self {
         Self {
             endpoint,
-            timeout,
             service_name: String::new(),
-            client: OnceLock::new(),
+            client,
         }
-    }
-
-    fn client(&self) -> Result<&reqwest::blocking::Client, OTelSdkError> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
-        }
-        let client = reqwest::blocking::Client::builder()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
-        Ok(self.client.get_or_init(|| client))
     }
 }
 
@@ -60,11 +44,12 @@ impl SpanExporter for ZipkinExporter {
         let body = serde_json::to_vec(&spans)
             .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
         let response = self
-            .client()?
+            .client
             .post(&self.endpoint)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
+            .await
             .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
         if response.status().is_success() {
             Ok(())

@@ -7,7 +7,10 @@
 //!   services, and `test-support` only ever as a dev-dependency;
 //! - the contract crate knows no HTTP or AMQP framework, and the names it holds (exchanges,
 //!   routing keys, queues, header names) are written nowhere else;
-//! - no crate has an import cycle between its modules.
+//! - no crate has an import cycle between its modules;
+//! - a service's tasks are spawned in its telemetry pipeline (`telemetry::spawn`), never with
+//!   `tokio::spawn` alone, which would leave them traced and counted as nobody's on a runtime
+//!   that several services share.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -192,6 +195,25 @@ fn the_contract_knows_no_framework_and_its_names_are_written_nowhere_else() {
         again.is_empty(),
         "use contract's constants:\n{}",
         again.join("\n")
+    );
+}
+
+#[test]
+fn tasks_are_spawned_in_their_services_telemetry_pipeline() {
+    let mut offending = Vec::new();
+    for member in members() {
+        if ["telemetry", "test-support", "benchmarks", "bdd"].contains(&member.name.as_str()) {
+            continue;
+        }
+        for (path, text) in sources(&member.folder) {
+            if without_unit_tests(&text).contains("tokio::spawn(") {
+                offending.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "tokio::spawn outside telemetry (use telemetry::spawn): {offending:?}"
     );
 }
 

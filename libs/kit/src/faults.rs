@@ -114,7 +114,7 @@ impl Faults {
             }),
         };
         if watching {
-            tokio::spawn(refresh(Arc::downgrade(&faults.shared)));
+            telemetry::spawn(refresh(Arc::downgrade(&faults.shared)));
         }
         faults
     }

@@ -221,6 +221,21 @@ impl Launch {
         let running = (self.start)(Shutdown::new(signal, self.shutdown_delay));
         self.telemetry.run(running)?
     }
+
+    /// Runs the service as [`Launch::run`] does, but on the current runtime, which other
+    /// services may share: each keeps its own telemetry pipeline, health and shutdown.
+    pub async fn serve(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), LaunchError> {
+        let running = (self.start)(Shutdown::new(signal, self.shutdown_delay));
+        self.telemetry.serve(running).await?
+    }
+
+    /// The worker threads [`ProcessSettings`] asked for, if any.
+    pub fn worker_threads(&self) -> Option<NonZeroUsize> {
+        self.telemetry.worker_threads()
+    }
 }
 
 /// The `main` of a service binary: reads the telemetry configuration and the process settings,

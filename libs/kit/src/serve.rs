@@ -1,24 +1,91 @@
-//! Serving a router: client addresses for the request spans, and a graceful stop that lets
+//! Serving a router: one task per connection, in the service's telemetry pipeline (so its
+//! requests are traced and counted as that service's even on a runtime shared with others),
+//! with the client's address for the request spans, a bound on how long a request's headers
+//! may take (a client that sends half a request line is closed), and a graceful stop that lets
 //! in-flight requests finish.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests
+/// (upgraded connections, such as the feed's WebSockets, are the service's own to close).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    // Dropped, `stop` asks every connection to finish; each holds a receiver of `all_closed`
+    // until it has.
+    let (stop, stopping) = watch::channel(());
+    let (all_closed, closed) = watch::channel(());
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, say: wait rather than spin, and go on.
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = router
+            .clone()
+            .map_request(move |request: Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let (mut stopping, closed) = (stopping.clone(), closed.clone());
+        telemetry::spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            let mut connection = pin!(connection);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    served = connection.as_mut() => {
+                        if let Err(error) = served {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stopping.changed(), if !asked => {
+                        asked = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(closed);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    drop(closed);
+    all_closed.closed().await;
+    Ok(())
 }
 
 /// Completes on SIGTERM (how orchestrators stop a container) or Ctrl-C.

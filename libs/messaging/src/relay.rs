@@ -121,7 +121,7 @@ pub async fn run<O: Outbox>(
 ) {
     tokio::pin!(shutdown);
     let destination = outbox.destination();
-    let measuring = tokio::spawn(measure(outbox.meter(), settings.poll_interval));
+    let measuring = telemetry::spawn(measure(outbox.meter(), settings.poll_interval));
     let _stop_measuring = AbortOnDrop(measuring);
     loop {
         let connection = tokio::select! {

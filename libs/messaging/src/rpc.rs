@@ -479,7 +479,7 @@ impl Connected {
             )
             .await?;
         let pending = Pending::default();
-        let replies = tokio::spawn(deliver_replies(replies, Arc::clone(&pending)));
+        let replies = telemetry::spawn(deliver_replies(replies, Arc::clone(&pending)));
         Ok(Self {
             connection,
             channel,

@@ -132,7 +132,7 @@ async fn consume<P: Process>(
             delivery = deliveries.next() => match delivery {
                 Some(Ok(delivery)) => {
                     let (process, publisher) = (Arc::clone(process), publisher.clone());
-                    in_hand.spawn(async move { process.process(delivery, publisher).await });
+                    in_hand.spawn(telemetry::in_current_pipeline(async move { process.process(delivery, publisher).await }));
                 }
                 Some(Err(error)) => break Err(error),
                 None => break Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(

@@ -198,14 +198,14 @@ impl Service for Settings {
             self.ws_ping_interval,
             feed_stopping.clone(),
         ));
-        let consuming = tokio::spawn(feed::consume(
+        let consuming = telemetry::spawn(feed::consume(
             self.amqp_url.clone(),
             Arc::clone(&feed),
             service_kit::serve::stopped(feed_stopping),
         ));
         let faults = Faults::start(&self.faults, Self::NAME);
         let (app, limits) = app(&self, &metrics, feed, shutdown.stopping(), faults);
-        let forgetting = tokio::spawn(limits.forget_idle_clients());
+        let forgetting = telemetry::spawn(limits.forget_idle_clients());
         tracing::info!(address = %listener.local_addr()?, "gateway listening");
         // The feed's clients are told to go when the gateway is asked to stop: their
         // connections are upgraded, so the server's graceful stop does not wait for them.

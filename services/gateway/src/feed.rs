@@ -432,13 +432,17 @@ pub async fn events(
             .into_response();
     }
     let upgraded_in = telemetry::websocket::span_context(&tracing::Span::current());
+    let pipeline = telemetry::Pipeline::current();
     upgrade
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| async move {
-            let _connected = connected;
-            let reason = serve_client(socket, &feed, events, &types, &upgraded_in).await;
-            telemetry::websocket::record_closed(reason);
+        // axum spawns the upgraded connection's task itself: it keeps the service's pipeline.
+        .on_upgrade(move |socket| {
+            telemetry::in_pipeline(pipeline, async move {
+                let _connected = connected;
+                let reason = serve_client(socket, &feed, events, &types, &upgraded_in).await;
+                telemetry::websocket::record_closed(reason);
+            })
         })
 }
 

@@ -174,7 +174,7 @@ impl Service for QueueSettings {
         let state = AppState::new(&self.slack, Self::NAME)?;
         let status = ConsumerStatus::default();
         let (stop, stopped) = watch::channel(false);
-        let consumer = tokio::spawn(messaging::consumer::run(
+        let consumer = telemetry::spawn(messaging::consumer::run(
             self.consumer,
             Arc::new(UserCreatedHandler::new(state.clone())),
             status.clone(),
@@ -183,7 +183,7 @@ impl Service for QueueSettings {
         // The notes of Slack deliveries that no next announcement took along, until the
         // consumer has finished; then the last ones.
         let (consumer_done, notes_stop) = watch::channel(false);
-        let notes = tokio::spawn({
+        let notes = telemetry::spawn({
             let store = state.store.clone();
             async move {
                 store

@@ -97,7 +97,7 @@ impl Service for Settings {
         let (stop, stopped) = watch::channel(false);
         let outbox = MessageOutbox::new(&self.redis_url, state.store.outbox_key())
             .map_err(StateError::Redis)?;
-        let relay = tokio::spawn(messaging::relay::run(
+        let relay = telemetry::spawn(messaging::relay::run(
             outbox,
             RelaySettings {
                 amqp_url: self.amqp_url.clone(),

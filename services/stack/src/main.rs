@@ -1,5 +1,5 @@
-//! Runs every service of the stack in one process, each on its default port with its own
-//! runtime and telemetry pipeline (so each exports spans under its own name and serves its own
+//! Runs every service of the stack in one process, on one runtime, each on its default port
+//! with its own telemetry pipeline (so each exports spans under its own name and serves its own
 //! `/metrics`), against the local Postgres, Redis and RabbitMQ: the no-Docker way to run it all.
 //! `stack user user-queue` runs only the services named (a second replica of them, say, on
 //! other ports).
@@ -35,6 +35,7 @@ const SERVICES: [&str; 5] = ["gateway", "user", "slack", "user-queue", "slack-qu
 fn launches(
     named: &[String],
     config: &TelemetryConfig,
+    process: &ProcessSettings,
 ) -> Result<(Vec<Launch>, Vec<Launch>), String> {
     if let Some(unknown) = named.iter().find(|name| !SERVICES.contains(&name.as_str())) {
         return Err(format!(
@@ -42,16 +43,15 @@ fn launches(
             SERVICES.join(", ")
         ));
     }
-    let process = ProcessSettings::from_env().map_err(|error| error.to_string())?;
     let wanted = |name: &str| named.is_empty() || named.iter().any(|named| named == name);
     let (mut front, mut back) = (Vec::new(), Vec::new());
     for name in SERVICES.into_iter().filter(|name| wanted(name)) {
         let launch = match name {
-            "gateway" => launch(gateway::Settings::from_env(), config, &process)?,
-            "user" => launch(user::Settings::from_env(), config, &process)?,
-            "slack" => launch(slack::Settings::from_env(), config, &process)?,
-            "user-queue" => launch(user::QueueSettings::from_env(), config, &process)?,
-            _ => launch(slack::QueueSettings::from_env(), config, &process)?,
+            "gateway" => launch(gateway::Settings::from_env(), config, process)?,
+            "user" => launch(user::Settings::from_env(), config, process)?,
+            "slack" => launch(slack::Settings::from_env(), config, process)?,
+            "user-queue" => launch(user::QueueSettings::from_env(), config, process)?,
+            _ => launch(slack::QueueSettings::from_env(), config, process)?,
         };
         if name == "gateway" {
             front.push(launch);
@@ -72,9 +72,10 @@ fn main() -> ExitCode {
                 ..config
             };
             let named: Vec<String> = std::env::args().skip(1).collect();
-            Ok((launches(&named, &config)?, config))
+            let process = ProcessSettings::from_env().map_err(|error| error.to_string())?;
+            Ok((launches(&named, &config, &process)?, config, process))
         });
-    let ((front, back), config) = match prepared {
+    let ((front, back), config, process) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("stack: {error}");
@@ -94,7 +95,13 @@ fn main() -> ExitCode {
     }
     println!("  traces go to {}", config.destination());
 
-    let failures = supervisor::run(front, back, service_kit::serve::shutdown_signal());
+    telemetry::log_strays("stack", &config);
+    let failures = supervisor::run(
+        front,
+        back,
+        process.worker_threads,
+        service_kit::serve::shutdown_signal(),
+    );
     for (name, error) in &failures {
         eprintln!("stack: {name} stopped: {error}");
     }

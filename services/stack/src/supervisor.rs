@@ -1,36 +1,56 @@
-//! Supervising the services of one process: each runs on a thread of its own; a stop signal
-//! stops the front (the gateway) first and, once it has drained its requests, the services
-//! behind it, which still answered meanwhile. A service that ends on its own stops them all.
+//! Supervising the services of one process: they share one runtime (sized to the machine, or
+//! to `TOKIO_WORKER_THREADS`), each on its own task with its own telemetry pipeline, health and
+//! shutdown; a stop signal stops the front (the gateway) first and, once it has drained its
+//! requests, the services behind it, which still answered meanwhile. A service that ends on its
+//! own stops them all.
 
 use std::future::Future;
-use std::thread::JoinHandle;
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use service_kit::{Launch, LaunchError};
 use tokio::sync::{mpsc, watch};
 
 type Finished = (&'static str, Result<(), LaunchError>);
 
-/// Starts `launch` on a thread named after it, stopping when `stop` turns true; it reports to
+/// How long the runtime may take to stop once every service has returned.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts `launch` on a task of its own, stopping when `stop` turns true; it reports to
 /// `finished` when it has returned.
-fn start(
-    launch: Launch,
-    stop: &watch::Receiver<bool>,
-    finished: &mpsc::UnboundedSender<Finished>,
-) -> JoinHandle<()> {
+fn start(launch: Launch, stop: &watch::Receiver<bool>, finished: &mpsc::UnboundedSender<Finished>) {
     let (stop, finished) = (stop.clone(), finished.clone());
     let name = launch.name();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let outcome = launch.run(service_kit::serve::stopped(stop));
-            let _ = finished.send((name, outcome));
-        })
-        .expect("a thread per service")
+    telemetry::spawn(async move {
+        let outcome = launch.serve(service_kit::serve::stopped(stop)).await;
+        let _ = finished.send((name, outcome));
+    });
 }
 
-/// Runs `front` and `back` until `signal` (then front first, as the module says) or until one
-/// of them ends; returns the services that failed, with why.
+/// Runs `front` and `back` on one runtime of `workers` threads (tokio's default: one per
+/// core) until `signal` (then front first, as the module says) or until one of them ends;
+/// returns the services that failed, with why.
 pub fn run(
+    front: Vec<Launch>,
+    back: Vec<Launch>,
+    workers: Option<NonZeroUsize>,
+    signal: impl Future<Output = ()>,
+) -> Vec<(&'static str, LaunchError)> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        runtime.worker_threads(workers.get());
+    }
+    let runtime = runtime
+        .enable_all()
+        .thread_name("stack-worker")
+        .build()
+        .expect("a runtime for the stack");
+    let failures = runtime.block_on(supervise(front, back, signal));
+    runtime.shutdown_timeout(STOP_TIMEOUT);
+    failures
+}
+
+async fn supervise(
     front: Vec<Launch>,
     back: Vec<Launch>,
     signal: impl Future<Output = ()>,
@@ -39,50 +59,38 @@ pub fn run(
     let (stop_back, back_stopped) = watch::channel(false);
     let (finished, mut reports) = mpsc::unbounded_channel();
     let front_names: Vec<&str> = front.iter().map(Launch::name).collect();
-    let threads: Vec<JoinHandle<()>> = front
-        .into_iter()
-        .map(|launch| start(launch, &front_stopped, &finished))
-        .chain(
-            back.into_iter()
-                .map(|launch| start(launch, &back_stopped, &finished)),
-        )
-        .collect();
+    for launch in front {
+        start(launch, &front_stopped, &finished);
+    }
+    for launch in back {
+        start(launch, &back_stopped, &finished);
+    }
     drop(finished);
 
-    let failures = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime for the supervisor")
-        .block_on(async move {
-            let mut failures = Vec::new();
-            let mut note = |(name, outcome): Finished| {
-                if let Err(error) = outcome {
-                    failures.push((name, error));
-                }
-            };
-            let mut front_running = front_names.len();
-            tokio::select! {
-                () = signal => {
-                    stop_front.send_replace(true);
-                    while front_running > 0 {
-                        let Some(report) = reports.recv().await else { break };
-                        if front_names.contains(&report.0) {
-                            front_running -= 1;
-                        }
-                        note(report);
-                    }
-                }
-                Some(report) = reports.recv() => note(report),
-            }
+    let mut failures = Vec::new();
+    let mut note = |(name, outcome): Finished| {
+        if let Err(error) = outcome {
+            failures.push((name, error));
+        }
+    };
+    let mut front_running = front_names.len();
+    tokio::select! {
+        () = signal => {
             stop_front.send_replace(true);
-            stop_back.send_replace(true);
-            while let Some(report) = reports.recv().await {
+            while front_running > 0 {
+                let Some(report) = reports.recv().await else { break };
+                if front_names.contains(&report.0) {
+                    front_running -= 1;
+                }
                 note(report);
             }
-            failures
-        });
-    for thread in threads {
-        let _ = thread.join();
+        }
+        Some(report) = reports.recv() => note(report),
+    }
+    stop_front.send_replace(true);
+    stop_back.send_replace(true);
+    while let Some(report) = reports.recv().await {
+        note(report);
     }
     failures
 }
@@ -159,7 +167,7 @@ mod tests {
         let config = TelemetryConfig::silent();
         let front = Launch::new(Front(noting("front", &log, false)), &config).unwrap();
         let back = Launch::new(Back(noting("back", &log, false)), &config).unwrap();
-        let failures = run(vec![front], vec![back], async {
+        let failures = run(vec![front], vec![back], None, async {
             tokio::time::sleep(Duration::from_millis(200)).await
         });
         assert!(failures.is_empty());
@@ -175,7 +183,7 @@ mod tests {
         let config = TelemetryConfig::silent();
         let front = Launch::new(Front(noting("front", &log, false)), &config).unwrap();
         let back = Launch::new(Back(noting("back", &log, true)), &config).unwrap();
-        let failures = run(vec![front], vec![back], std::future::pending());
+        let failures = run(vec![front], vec![back], None, std::future::pending());
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].0, "back");
         assert_eq!(failures[0].1.to_string(), "broke");

@@ -99,7 +99,7 @@ impl Service for QueueSettings {
         let store = UserStore::new(pool, self.database.retry_budget, faults);
         let (stop, stopped) = watch::channel(false);
         let status = ConsumerStatus::default();
-        let consumer = tokio::spawn(messaging::consumer::run(
+        let consumer = telemetry::spawn(messaging::consumer::run(
             self.consumer,
             Arc::new(CommandHandler {
                 store: store.clone(),

@@ -104,7 +104,7 @@ impl Service for Settings {
         let faults = Faults::start(&self.faults, Self::NAME);
         let store = UserStore::new(pool.clone(), self.database.retry_budget, faults.clone());
         let (stop, stopped) = watch::channel(false);
-        let relay = tokio::spawn(messaging::relay::run(
+        let relay = telemetry::spawn(messaging::relay::run(
             UserOutbox::new(pool).await,
             RelaySettings {
                 amqp_url: self.amqp_url.clone(),
@@ -113,7 +113,7 @@ impl Service for Settings {
             },
             service_kit::serve::stopped(stopped.clone()),
         ));
-        let rpc = tokio::spawn(messaging::rpc::serve(
+        let rpc = telemetry::spawn(messaging::rpc::serve(
             self.amqp_url.clone(),
             contract::broker::USER_RPC_QUEUE,
             RPC_PREFETCH,

@@ -4,8 +4,9 @@ use serde_json::Value;
 use test_support::zipkin::{find, service};
 
 /// Asserts the part of one trace that follows the user service's SERVER span: its INSERT, the
-/// PRODUCER, slack-queue's CONSUMER, the Redis LPUSH and the webhook POST, each the child of the
-/// one before; returns the user SERVER span.
+/// PRODUCER of `user.created`, slack-queue's CONSUMER, and under it the Redis script, the
+/// PRODUCER of the announcement's `message.created` and the webhook POST; returns the user
+/// SERVER span.
 pub fn assert_announcement_trace(spans: &[Value]) -> &Value {
     let user = find(spans, "user SERVER", |s| {
         s["kind"] == "SERVER" && service(s) == "user"
@@ -26,6 +27,11 @@ pub fn assert_announcement_trace(spans: &[Value]) -> &Value {
     assert_eq!(service(consumer), "slack-queue");
     let lpush = find(spans, "redis LPUSH", |s| s["name"] == "lpush channel");
     assert_eq!(lpush["parentId"], consumer["id"]);
+    let announced = find(spans, "the PRODUCER of message.created", |s| {
+        s["kind"] == "PRODUCER" && s["name"] == "publish message.created"
+    });
+    assert_eq!(announced["parentId"], consumer["id"]);
+    assert_eq!(service(announced), "slack-queue");
     let webhook = find(spans, "webhook CLIENT", |s| {
         service(s) == "slack-queue"
             && s["kind"] == "CLIENT"
@@ -50,7 +56,8 @@ pub fn complete(spans: &[Value], trace: &str, through_gateway: bool) -> bool {
     gateway
         && has(&|s| s["kind"] == "SERVER" && service(s) == "user")
         && has(&|s| s["name"] == "insert users")
-        && has(&|s| s["kind"] == "PRODUCER")
+        && has(&|s| s["name"] == "publish user.created")
+        && has(&|s| s["name"] == "publish message.created")
         && has(&|s| s["kind"] == "CONSUMER")
         && has(&|s| s["name"] == "lpush channel")
         && has(&|s| {
