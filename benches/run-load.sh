@@ -32,6 +32,7 @@
 #   benches/run-load.sh                      # 16 connections, 20 s per scenario
 #   RUNS=2 CONNECTIONS=32 SECONDS_PER_RUN=30 benches/run-load.sh
 #   KINDS=launcher benches/run-load.sh       # only the one-process launcher
+#   SCENARIOS="post paced" benches/run-load.sh   # only POST /user, at full speed and paced
 #
 # Needs the local Postgres, Redis and RabbitMQ (with the management plugin) of the project's
 # set-up, and pgbench (Debian: postgresql-contrib, or the postgresql package itself).
@@ -43,6 +44,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
 WARMUP=${WARMUP:-3}
 RUNS=${RUNS:-1}
 KINDS=${KINDS:-separate launcher}
+SCENARIOS=${SCENARIOS:-post paced get ping availability}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 MANAGEMENT=${MANAGEMENT:-http://127.0.0.1:15672}
@@ -69,7 +71,10 @@ RABBITMQ_PID=$(pgrep -o -f beam.smp) || { echo "run-load: no RabbitMQ (beam.smp)
 REDIS_PID=$(pgrep -o -x redis-server) || { echo "run-load: no redis-server process" >&2; exit 2; }
 STORES=(--cpu "postgres=$POSTGRES_PID" --cpu "rabbitmq=$RABBITMQ_PID" --cpu "redis=$REDIS_PID")
 
-cargo build --release -p gateway -p user -p slack -p stack -p benchmarks --bins
+# Another build's binaries (BIN=) are taken as they are.
+if [[ $BIN == target/release ]]; then
+    cargo build --release -p gateway -p user -p slack -p stack -p benchmarks --bins
+fi
 
 SERVICES=(user slack user-queue slack-queue gateway)
 # The processes of the stack running now, and their names.
@@ -227,25 +232,27 @@ SQL
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS loadtest_pgbench WITH (FORCE)"
 }
 
+# wanted SCENARIO: whether SCENARIOS asks for it.
+wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
 # measure KIND RUN: the scenarios of one kind of stack, telemetry on and off.
 measure() {
     local kind=$1 run=$2
     if start_stack "$kind" on; then
-        load_scenario "$kind" on post "$run" post || failed=1
-        load_scenario "$kind" on paced "$run" post --pace "$(pace "$kind")" || failed=1
-        local scenarios=(get ping availability)
-        [[ $kind == launcher ]] && scenarios=(ping)
-        for scenario in "${scenarios[@]}"; do
-            load_scenario "$kind" on "$scenario" "$run" "$scenario" || failed=1
+        wanted post && { load_scenario "$kind" on post "$run" post || failed=1; }
+        wanted paced && { load_scenario "$kind" on paced "$run" post --pace "$(pace "$kind")" || failed=1; }
+        for scenario in get ping availability; do
+            [[ $kind == launcher && $scenario != ping ]] && continue
+            wanted "$scenario" && { load_scenario "$kind" on "$scenario" "$run" "$scenario" || failed=1; }
         done
         finish_stack "$kind" on "$run"
     else
         failed=1
     fi
     if start_stack "$kind" off; then
-        load_scenario "$kind" off post "$run" post || failed=1
-        load_scenario "$kind" off paced "$run" post --pace "$(pace "$kind")" || failed=1
-        load_scenario "$kind" off ping "$run" ping || failed=1
+        wanted post && { load_scenario "$kind" off post "$run" post || failed=1; }
+        wanted paced && { load_scenario "$kind" off paced "$run" post --pace "$(pace "$kind")" || failed=1; }
+        wanted ping && { load_scenario "$kind" off ping "$run" ping || failed=1; }
         finish_stack "$kind" off "$run"
     else
         failed=1
