@@ -5,7 +5,8 @@
 //! pod template on the port its process listens on; every variable one the process reads (asked
 //! of the configuration code itself); the images and binaries the Dockerfile's; production
 //! replicated, autoscaled, budgeted, spread and scraped, with its credentials in Secrets; and
-//! the NetworkPolicies allowing exactly the flows the processes use, no more.
+//! the NetworkPolicies allowing exactly the flows the processes use, no more, admitting other
+//! namespaces only by name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -607,6 +608,10 @@ impl Cluster {
             ),
             ("kube-system", "kube-dns", "k8s-app", 53),
             ("monitoring", "prometheus", "app.kubernetes.io/name", 9090),
+            // Pods anyone may run in a namespace of their own, labelled as those the policies
+            // admit: only their namespace's name tells them apart.
+            ("tenant", "prometheus", "app.kubernetes.io/name", 9090),
+            ("tenant", "ingress-nginx", "app.kubernetes.io/name", 443),
         ];
         for (space, workload, key, port) in outside {
             let labels = BTreeMap::from([(key.to_owned(), workload.to_owned())]);
@@ -830,6 +835,8 @@ fn flows_used(overlay: &str, objects: &[Value], namespace: &str) -> BTreeSet<(Pe
             Peer::External,
             Peer::Pod("kube-system".into(), "kube-dns".into()),
             Peer::Pod("monitoring".into(), "prometheus".into()),
+            Peer::Pod("tenant".into(), "prometheus".into()),
+            Peer::Pod("tenant".into(), "ingress-nginx".into()),
         ] {
             flows.insert((outside, pod("gateway"), 8100));
         }
@@ -904,5 +911,62 @@ fn the_network_policies_allow_exactly_the_flows_the_processes_use() {
             extra.is_empty(),
             "{overlay}: flows no process uses are allowed: {extra:#?}"
         );
+    }
+}
+
+/// The namespaces a selector names by `kubernetes.io/metadata.name`, which the API server sets
+/// and no namespace's owner can change; nothing when it selects by anything else (another
+/// label, which an owner can set) or by nothing (`{}`, every namespace).
+fn named_namespaces(selector: &Value) -> Vec<&str> {
+    const NAME: &str = "kubernetes.io/metadata.name";
+    match (
+        selector["matchLabels"].as_object(),
+        list(&selector["matchExpressions"]),
+    ) {
+        (Some(labels), []) if labels.keys().all(|key| key == NAME) => {
+            labels.values().filter_map(Value::as_str).collect()
+        }
+        (None, [expression]) if expression["key"] == NAME && expression["operator"] == "In" => {
+            list(&expression["values"])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_network_policy_names_the_namespaces_it_admits_and_prometheus_is_monitorings() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        for policy in of_kind(&objects, "NetworkPolicy") {
+            let ingress = list(&policy["spec"]["ingress"])
+                .iter()
+                .flat_map(|rule| list(&rule["from"]));
+            let egress = list(&policy["spec"]["egress"])
+                .iter()
+                .flat_map(|rule| list(&rule["to"]));
+            for peer in ingress.chain(egress) {
+                let Some(selector) = peer.get("namespaceSelector") else {
+                    continue;
+                };
+                let named = named_namespaces(selector);
+                assert!(
+                    !named.is_empty(),
+                    "{overlay}: the NetworkPolicy {} admits the namespaces {selector} selects, \
+                     not namespaces it names",
+                    name(policy)
+                );
+                if peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus" {
+                    assert_eq!(
+                        named,
+                        ["monitoring"],
+                        "{overlay}: {}'s Prometheus",
+                        name(policy)
+                    );
+                }
+            }
+        }
     }
 }
