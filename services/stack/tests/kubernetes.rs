@@ -4,9 +4,9 @@
 //! every container probed, sized and (the stack's own) locked down; every Service selecting a
 //! pod template on the port its process listens on; every variable one the process reads (asked
 //! of the configuration code itself); the images and binaries the Dockerfile's; production
-//! replicated, autoscaled, budgeted, spread and scraped, with its credentials in Secrets; and
-//! the NetworkPolicies allowing exactly the flows the processes use, no more, admitting other
-//! namespaces only by name.
+//! replicated, autoscaled, budgeted, spread and scraped, with its credentials in Secrets; its
+//! Ingress routing what clients use and nothing for operators; and the NetworkPolicies allowing
+//! exactly the flows the processes use, no more, admitting other namespaces only by name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -967,6 +967,76 @@ fn every_network_policy_names_the_namespaces_it_admits_and_prometheus_is_monitor
                     );
                 }
             }
+        }
+    }
+}
+
+/// Whether an Ingress routes `path`: an `Exact` path equal to it, or a `Prefix` path that is
+/// it or one of its leading path elements (`/user` routes `/user/1`, never `/users`).
+fn routes(ingress: &Value, path: &str) -> bool {
+    list(&ingress["spec"]["rules"])
+        .iter()
+        .flat_map(|rule| list(&rule["http"]["paths"]))
+        .any(|route| {
+            let routed = route["path"].as_str().unwrap();
+            match route["pathType"].as_str().unwrap() {
+                "Exact" => path == routed,
+                "Prefix" => {
+                    let prefix = routed.trim_end_matches('/');
+                    prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
+                }
+                other => panic!(
+                    "{}: pathType {other} means what the controller says",
+                    name(ingress)
+                ),
+            }
+        })
+}
+
+#[test]
+fn the_production_ingress_routes_the_api_the_page_and_the_feed_and_nothing_for_operators() {
+    let objects = render("production");
+    let ingresses: Vec<&Value> = of_kind(&objects, "Ingress").collect();
+    assert!(!ingresses.is_empty());
+    for ingress in ingresses {
+        // Unmatched paths would go to it.
+        assert!(
+            ingress["spec"]["defaultBackend"].is_null(),
+            "{}",
+            name(ingress)
+        );
+        for path in [
+            "/",
+            "/assets/app.js",
+            "/ui/config",
+            "/user",
+            "/user/1",
+            "/users",
+            "/users/availability",
+            "/messages",
+            "/ws/events",
+            "/otlp/v1/traces",
+            "/ping",
+        ] {
+            assert!(
+                routes(ingress, path),
+                "{} does not route {path}",
+                name(ingress)
+            );
+        }
+        // The operators' endpoints (metrics, every process's health, the API's documents) are
+        // for the cluster, and development mode's and the faults' routes do not exist here.
+        for path in [
+            "/metrics",
+            "/health",
+            "/health/ready",
+            "/docs",
+            "/docs/index.html",
+            "/openapi.json",
+            "/dev/token",
+            "/admin/faults",
+        ] {
+            assert!(!routes(ingress, path), "{} routes {path}", name(ingress));
         }
     }
 }
