@@ -183,8 +183,9 @@ fn secrets(objects: &[Value]) -> BTreeMap<String, BTreeMap<String, String>> {
 fn environment(container: &Value, objects: &[Value]) -> BTreeMap<String, String> {
     let secrets = secrets(objects);
     let stand_in = |key: &str| match key {
-        "DATABASE_URL" => "postgres://stack@postgres.example.com:5432/users?sslmode=require",
-        "AMQP_URL" => "amqp://stack:secret@rabbitmq.example.com:5672/%2f",
+        // Over TLS, the server's name and certificate checked, as docs/kubernetes.md asks.
+        "DATABASE_URL" => "postgres://stack@postgres.example.com:5432/users?sslmode=verify-full",
+        "AMQP_URL" => "amqps://stack:secret@rabbitmq.example.com:5671/%2f",
         "REDIS_URL" => "rediss://redis.example.com:6379",
         "SLACK_WEBHOOK_URL" => "https://hooks.slack.com/services/T/B/X",
         "JWT_SECRET" => "a-production-secret-of-32-bytes-or-more",
