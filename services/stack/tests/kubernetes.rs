@@ -4,8 +4,10 @@
 //! every container probed, sized and (the stack's own) locked down; every Service selecting a
 //! pod template on the port its process listens on; every variable one the process reads (asked
 //! of the configuration code itself); the images and binaries the Dockerfile's; production
-//! replicated, autoscaled, budgeted, spread and scraped, with its credentials in Secrets; and
-//! the NetworkPolicies allowing exactly the flows the processes use, no more.
+//! replicated, autoscaled, budgeted, spread and scraped, with its credentials in Secrets, out of
+//! development mode and distrusting what clients say of their address and trace; its Ingress
+//! routing what clients use and nothing for operators; and the NetworkPolicies allowing exactly
+//! the flows the processes use, no more, admitting other namespaces only by name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,13 +29,14 @@ const PROCESSES: [&str; 5] = ["gateway", "user", "user-queue", "slack", "slack-q
 const DOWNWARD: [&str; 3] = ["POD_NAME", "POD_NAMESPACE", "NODE_NAME"];
 
 /// The credentials production takes from Secrets, never from the manifests.
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 7] = [
     "DATABASE_URL",
     "AMQP_URL",
     "REDIS_URL",
     "JWT_SECRET",
     "JWT_PUBLIC_KEY",
     "SLACK_WEBHOOK_URL",
+    "INTERNAL_TOKEN",
 ];
 
 /// A real key, which the gateway's settings check.
@@ -180,12 +183,14 @@ fn secrets(objects: &[Value]) -> BTreeMap<String, BTreeMap<String, String>> {
 fn environment(container: &Value, objects: &[Value]) -> BTreeMap<String, String> {
     let secrets = secrets(objects);
     let stand_in = |key: &str| match key {
-        "DATABASE_URL" => "postgres://stack@postgres.example.com:5432/users?sslmode=require",
-        "AMQP_URL" => "amqp://stack:secret@rabbitmq.example.com:5672/%2f",
+        // Over TLS, the server's name and certificate checked, as docs/kubernetes.md asks.
+        "DATABASE_URL" => "postgres://stack@postgres.example.com:5432/users?sslmode=verify-full",
+        "AMQP_URL" => "amqps://stack:secret@rabbitmq.example.com:5671/%2f",
         "REDIS_URL" => "rediss://redis.example.com:6379",
         "SLACK_WEBHOOK_URL" => "https://hooks.slack.com/services/T/B/X",
-        "JWT_SECRET" => "a-production-secret",
+        "JWT_SECRET" => "a-production-secret-of-32-bytes-or-more",
         "JWT_PUBLIC_KEY" => RS256_PUBLIC_KEY,
+        "INTERNAL_TOKEN" => "a-production-internal-token-of-32-bytes",
         other => panic!("no stand-in for the secret key {other}"),
     };
     list(&container["env"])
@@ -541,8 +546,8 @@ fn production_is_replicated_autoscaled_budgeted_spread_scraped_and_keeps_credent
             }
         }
     }
-    // Tokens are checked with a key of the Secret's, never the public development secret: the
-    // gateway does not start without it.
+    // Tokens are checked with one key, of the Secret's, never the public development secret:
+    // the pod is not created without the key, and no manifest renders one blank.
     let gateway = &templates["gateway"]["spec"]["containers"][0];
     let keys: Vec<&Value> = list(&gateway["env"])
         .iter()
@@ -551,10 +556,21 @@ fn production_is_replicated_autoscaled_budgeted_spread_scraped_and_keeps_credent
         })
         .collect();
     assert!(
-        keys.iter()
-            .any(|key| key["valueFrom"]["secretKeyRef"]["optional"] != true),
-        "production's gateway would fall back to the development secret: {keys:?}"
+        matches!(keys.as_slice(), [key] if key["valueFrom"]["secretKeyRef"].is_object()
+            && key["valueFrom"]["secretKeyRef"]["optional"] != true),
+        "production's gateway takes no required JWT key from its Secret: {keys:?}"
     );
+    for (workload, template) in &templates {
+        for container in containers(template) {
+            for variable in list(&container["env"]) {
+                assert_ne!(
+                    variable["value"], "",
+                    "production's {workload} is given a blank {}",
+                    variable["name"]
+                );
+            }
+        }
+    }
     let collector_config = of_kind(&objects, "ConfigMap")
         .find(|map| name(map).starts_with("otel-collector-config"))
         .map(|map| map["data"]["config.yaml"].as_str().unwrap().to_owned())
@@ -607,6 +623,10 @@ impl Cluster {
             ),
             ("kube-system", "kube-dns", "k8s-app", 53),
             ("monitoring", "prometheus", "app.kubernetes.io/name", 9090),
+            // Pods anyone may run in a namespace of their own, labelled as those the policies
+            // admit: only their namespace's name tells them apart.
+            ("tenant", "prometheus", "app.kubernetes.io/name", 9090),
+            ("tenant", "ingress-nginx", "app.kubernetes.io/name", 443),
         ];
         for (space, workload, key, port) in outside {
             let labels = BTreeMap::from([(key.to_owned(), workload.to_owned())]);
@@ -830,6 +850,8 @@ fn flows_used(overlay: &str, objects: &[Value], namespace: &str) -> BTreeSet<(Pe
             Peer::External,
             Peer::Pod("kube-system".into(), "kube-dns".into()),
             Peer::Pod("monitoring".into(), "prometheus".into()),
+            Peer::Pod("tenant".into(), "prometheus".into()),
+            Peer::Pod("tenant".into(), "ingress-nginx".into()),
         ] {
             flows.insert((outside, pod("gateway"), 8100));
         }
@@ -904,5 +926,219 @@ fn the_network_policies_allow_exactly_the_flows_the_processes_use() {
             extra.is_empty(),
             "{overlay}: flows no process uses are allowed: {extra:#?}"
         );
+    }
+}
+
+/// A container's variable given as a plain value.
+fn value_of<'a>(container: &'a Value, variable: &str) -> Option<&'a str> {
+    list(&container["env"])
+        .iter()
+        .find(|candidate| candidate["name"] == variable)
+        .and_then(|candidate| candidate["value"].as_str())
+}
+
+/// Whether `text` is an address block, `192.0.2.0/24` or `2001:db8::/32`.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, length)) = text.split_once('/') else {
+        return false;
+    };
+    let bits = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    length.parse::<u8>().is_ok_and(|length| length <= bits)
+}
+
+#[test]
+fn production_leaves_development_mode_and_trusts_no_client_for_its_address_or_trace() {
+    for (overlay, development) in [("dev", "true"), ("production", "false")] {
+        let objects = render(overlay);
+        let gateway = &pod_templates(&objects)["gateway"]["spec"]["containers"][0];
+        assert_eq!(
+            value_of(gateway, "DEV_MODE"),
+            Some(development),
+            "{overlay}: the gateway's DEV_MODE"
+        );
+    }
+    let objects = render("production");
+    let gateway = &pod_templates(&objects)["gateway"]["spec"]["containers"][0];
+    // Clients of the internet choose no trace ids and force no sampling.
+    assert_eq!(
+        value_of(gateway, "OTEL_TRUST_INBOUND_CONTEXT"),
+        Some("false")
+    );
+    // Behind the ingress every client would share the controller's few addresses.
+    let proxies = value_of(gateway, "TRUSTED_PROXIES").unwrap_or_default();
+    assert!(
+        !proxies.is_empty() && proxies.split(',').all(|block| is_cidr(block.trim())),
+        "production's gateway trusts no proxy (TRUSTED_PROXIES {proxies:?}): every client is \
+         keyed on the ingress controller's address"
+    );
+}
+
+#[test]
+fn the_gateway_user_and_slack_share_an_internal_token_from_a_secret() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let templates = pod_templates(&objects);
+        for process in PROCESSES {
+            let container = &templates[process]["spec"]["containers"][0];
+            let token = list(&container["env"])
+                .iter()
+                .find(|variable| variable["name"] == "INTERNAL_TOKEN");
+            // The consumers take no request from the gateway that names a user.
+            if ["user-queue", "slack-queue"].contains(&process) {
+                assert!(
+                    token.is_none(),
+                    "{overlay}: {process} is given INTERNAL_TOKEN"
+                );
+                continue;
+            }
+            let reference = token
+                .map(|token| &token["valueFrom"]["secretKeyRef"])
+                .unwrap_or_else(|| panic!("{overlay}: {process} has no INTERNAL_TOKEN"));
+            let secret = reference["name"].as_str().unwrap_or_default();
+            assert!(
+                (secret == "stack-secrets" || secret.starts_with("stack-secrets-"))
+                    && reference["key"] == "INTERNAL_TOKEN",
+                "{overlay}: {process} takes INTERNAL_TOKEN from {reference}"
+            );
+            assert_ne!(
+                reference["optional"], true,
+                "{overlay}: {process} may start without INTERNAL_TOKEN"
+            );
+        }
+        if overlay == "dev" {
+            let token = &environment(&templates["gateway"]["spec"]["containers"][0], &objects)["INTERNAL_TOKEN"];
+            assert!(token.len() >= 32, "dev's INTERNAL_TOKEN {token:?} is short");
+        }
+    }
+}
+
+/// The namespaces a selector names by `kubernetes.io/metadata.name`, which the API server sets
+/// and no namespace's owner can change; nothing when it selects by anything else (another
+/// label, which an owner can set) or by nothing (`{}`, every namespace).
+fn named_namespaces(selector: &Value) -> Vec<&str> {
+    const NAME: &str = "kubernetes.io/metadata.name";
+    match (
+        selector["matchLabels"].as_object(),
+        list(&selector["matchExpressions"]),
+    ) {
+        (Some(labels), []) if labels.keys().all(|key| key == NAME) => {
+            labels.values().filter_map(Value::as_str).collect()
+        }
+        (None, [expression]) if expression["key"] == NAME && expression["operator"] == "In" => {
+            list(&expression["values"])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_network_policy_names_the_namespaces_it_admits_and_prometheus_is_monitorings() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        for policy in of_kind(&objects, "NetworkPolicy") {
+            let ingress = list(&policy["spec"]["ingress"])
+                .iter()
+                .flat_map(|rule| list(&rule["from"]));
+            let egress = list(&policy["spec"]["egress"])
+                .iter()
+                .flat_map(|rule| list(&rule["to"]));
+            for peer in ingress.chain(egress) {
+                let Some(selector) = peer.get("namespaceSelector") else {
+                    continue;
+                };
+                let named = named_namespaces(selector);
+                assert!(
+                    !named.is_empty(),
+                    "{overlay}: the NetworkPolicy {} admits the namespaces {selector} selects, \
+                     not namespaces it names",
+                    name(policy)
+                );
+                if peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus" {
+                    assert_eq!(
+                        named,
+                        ["monitoring"],
+                        "{overlay}: {}'s Prometheus",
+                        name(policy)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether an Ingress routes `path`: an `Exact` path equal to it, or a `Prefix` path that is
+/// it or one of its leading path elements (`/user` routes `/user/1`, never `/users`).
+fn routes(ingress: &Value, path: &str) -> bool {
+    list(&ingress["spec"]["rules"])
+        .iter()
+        .flat_map(|rule| list(&rule["http"]["paths"]))
+        .any(|route| {
+            let routed = route["path"].as_str().unwrap();
+            match route["pathType"].as_str().unwrap() {
+                "Exact" => path == routed,
+                "Prefix" => {
+                    let prefix = routed.trim_end_matches('/');
+                    prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
+                }
+                other => panic!(
+                    "{}: pathType {other} means what the controller says",
+                    name(ingress)
+                ),
+            }
+        })
+}
+
+#[test]
+fn the_production_ingress_routes_the_api_the_page_and_the_feed_and_nothing_for_operators() {
+    let objects = render("production");
+    let ingresses: Vec<&Value> = of_kind(&objects, "Ingress").collect();
+    assert!(!ingresses.is_empty());
+    for ingress in ingresses {
+        // Unmatched paths would go to it.
+        assert!(
+            ingress["spec"]["defaultBackend"].is_null(),
+            "{}",
+            name(ingress)
+        );
+        for path in [
+            "/",
+            "/assets/app.js",
+            "/ui/config",
+            "/user",
+            "/user/1",
+            "/users",
+            "/users/availability",
+            "/messages",
+            "/ws/events",
+            "/otlp/v1/traces",
+            "/ping",
+        ] {
+            assert!(
+                routes(ingress, path),
+                "{} does not route {path}",
+                name(ingress)
+            );
+        }
+        // The operators' endpoints (metrics, every process's health, the API's documents) are
+        // for the cluster, and development mode's and the faults' routes do not exist here.
+        for path in [
+            "/metrics",
+            "/health",
+            "/health/ready",
+            "/docs",
+            "/docs/index.html",
+            "/openapi.json",
+            "/dev/token",
+            "/admin/faults",
+        ] {
+            assert!(!routes(ingress, path), "{} routes {path}", name(ingress));
+        }
     }
 }

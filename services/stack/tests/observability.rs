@@ -1,8 +1,9 @@
 //! The monitoring files proven against real tools: `promtool` checks the Prometheus
 //! configuration and rules and runs the alert tests; `docker-compose` parses the compose file,
-//! whose every service variable must be one that service reads; and a real Prometheus scrapes
-//! the running stack, after traffic with errors and asynchronous events, so that every target is
-//! up and every PromQL expression of every dashboard panel and rule returns at least one series.
+//! whose every service variable must be one that service reads, every port published on
+//! loopback and every credential required from `.env`; and a real Prometheus scrapes the
+//! running stack, after traffic with errors and asynchronous events, so that every target is up
+//! and every PromQL expression of every dashboard panel and rule returns at least one series.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -56,13 +57,76 @@ fn promtool_accepts_the_configuration_and_every_alert_passes_its_unit_test() {
     }
 }
 
+/// The variables `.env.example` sets: a blank one is a credential compose requires.
+fn env_example() -> Vec<(String, String)> {
+    std::fs::read_to_string(repository().join(".env.example"))
+        .unwrap()
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (name, value) = line.split_once('=').unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// `.env.example` with a credential of its own in each blank.
+fn env_filled_in() -> Vec<(String, String)> {
+    env_example()
+        .into_iter()
+        .map(|(name, value)| {
+            let value = if value.is_empty() {
+                format!("{}-0123456789abcdef0123456789abcdef", name.to_lowercase())
+            } else {
+                value
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// `docker-compose config -q` with `variables` as its `.env` (and none of them taken from this
+/// process's environment, which compose would prefer): whether compose accepts the file, and
+/// what it said.
+fn compose_config(variables: &[(String, String)]) -> (bool, String) {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "stack-compose-{}-{}.env",
+        std::process::id(),
+        FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let text: String = variables
+        .iter()
+        .map(|(name, value)| format!("{name}={value}\n"))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let mut command = Command::new("docker-compose");
+    command
+        .arg("--env-file")
+        .arg(&file)
+        .args(["config", "-q"])
+        .current_dir(repository());
+    for (name, _) in env_example() {
+        command.env_remove(name);
+    }
+    let output = command.output().unwrap_or_else(|error| {
+        panic!(
+            "docker-compose cannot run ({error}); install it with `apt-get install docker-compose`"
+        )
+    });
+    std::fs::remove_file(&file).unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
 #[test]
 fn the_compose_file_parses_and_gives_each_service_only_variables_it_reads() {
-    run(
-        "docker-compose",
-        "apt-get install docker-compose",
-        &["config", "-q"],
-    );
+    let (parsed, said) = compose_config(&env_filled_in());
+    assert!(parsed, "docker-compose config:\n{said}");
     let compose: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap(),
     )
@@ -781,6 +845,136 @@ fn every_compose_service_restarts_runs_a_pinned_image_and_is_checked_sparingly()
         "Grafana's own provisioning folders stay visible"
     );
     assert_eq!(grafana["environment"]["GF_USERS_VIEWERS_CAN_EDIT"], "true");
+}
+
+/// The stack's own containers: the five processes and the load.
+fn built_here(compose: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    compose["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, service)| service.get("build").is_some())
+}
+
+#[test]
+fn compose_publishes_every_port_on_loopback_only_where_the_gateway_runs_in_development_mode() {
+    let compose = compose();
+    for (name, service) in compose["services"].as_object().unwrap() {
+        for port in service["ports"].as_array().into_iter().flatten() {
+            let loopback = match port.as_str() {
+                Some(short) => short.starts_with("127.0.0.1:"),
+                None => port["host_ip"] == "127.0.0.1",
+            };
+            assert!(loopback, "{name} publishes {port} on every interface");
+        }
+    }
+    // /dev/token and the faults are for whoever sits at this machine.
+    assert_eq!(
+        compose["services"]["gateway"]["environment"]["DEV_MODE"],
+        "true"
+    );
+}
+
+#[test]
+fn compose_runs_the_stacks_containers_read_only_without_capabilities_or_privilege_gain() {
+    let compose = compose();
+    for (name, service) in built_here(&compose) {
+        assert_eq!(
+            service["read_only"], true,
+            "{name}'s root filesystem is writable"
+        );
+        assert_eq!(
+            service["cap_drop"],
+            json!(["ALL"]),
+            "{name} keeps capabilities"
+        );
+        assert!(service["cap_add"].is_null(), "{name} adds capabilities");
+        assert!(
+            service["security_opt"]
+                .as_array()
+                .is_some_and(|options| options.contains(&json!("no-new-privileges:true"))),
+            "{name} may gain privileges (setuid)"
+        );
+    }
+}
+
+#[test]
+fn compose_takes_each_credential_from_dotenv_and_refuses_to_start_without_it() {
+    let text = std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap();
+    let compose = compose();
+    let services = &compose["services"];
+    // Each credential is a variable compose requires: `${NAME:?why}`.
+    let required = |value: &Value, variable: &str| {
+        value
+            .as_str()
+            .is_some_and(|value| value.contains(&format!("${{{variable}:?")))
+    };
+    for (service, setting, variable) in [
+        (
+            "grafana",
+            "GF_SECURITY_ADMIN_PASSWORD",
+            "GRAFANA_ADMIN_PASSWORD",
+        ),
+        ("rabbitmq", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_PASSWORD"),
+        ("gateway", "JWT_SECRET", "JWT_SECRET"),
+        ("load", "JWT_SECRET", "JWT_SECRET"),
+        ("gateway", "INTERNAL_TOKEN", "INTERNAL_TOKEN"),
+        ("user", "INTERNAL_TOKEN", "INTERNAL_TOKEN"),
+        ("slack", "INTERNAL_TOKEN", "INTERNAL_TOKEN"),
+    ] {
+        let value = &services[service]["environment"][setting];
+        assert!(
+            required(value, variable),
+            "{service}'s {setting} is {value}, not the required ${{{variable}}} of .env"
+        );
+    }
+    for (name, service) in services.as_object().unwrap() {
+        if let Some(url) = service["environment"]["AMQP_URL"].as_str() {
+            assert!(
+                url.contains("${RABBITMQ_PASSWORD:?"),
+                "{name} connects with {url}"
+            );
+        }
+    }
+    for default in [
+        "guest:guest",
+        "admin/admin",
+        "microservice-stack-development-secret",
+    ] {
+        assert!(!text.contains(default), "docker-compose.yml has {default}");
+    }
+    assert_eq!(
+        services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"],
+        "Viewer"
+    );
+
+    // .env.example names each of them, blank; compose starts once all are filled in, and
+    // refuses while any is missing, naming it.
+    let named: BTreeSet<String> = regex::Regex::new(r"\$\{([A-Z_]+):\?")
+        .unwrap()
+        .captures_iter(&text)
+        .map(|found| found[1].to_owned())
+        .collect();
+    let blank: BTreeSet<String> = env_example()
+        .into_iter()
+        .filter(|(_, value)| value.is_empty())
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        blank, named,
+        ".env.example's blanks and compose's required variables"
+    );
+    let (parsed, said) = compose_config(&env_filled_in());
+    assert!(parsed, "{said}");
+    for missing in &named {
+        let variables: Vec<(String, String)> = env_filled_in()
+            .into_iter()
+            .filter(|(name, _)| name != missing)
+            .collect();
+        let (parsed, said) = compose_config(&variables);
+        assert!(!parsed, "compose starts without {missing}");
+        assert!(said.contains(missing.as_str()), "without {missing}: {said}");
+    }
 }
 
 #[test]
