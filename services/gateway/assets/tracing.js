@@ -20,8 +20,10 @@ const FRAME_TIMEOUT_MS = 10_000;
 const FLUSH_AFTER_MS = 2_000;
 // The relay takes 64 KiB a body, and a page's keepalive requests may carry 64 KiB in all.
 const BATCH_BYTES = 32 * 1024;
-// Frames kept for an action that learns its trace only after its frame came.
+// Frames kept for an action that learns its trace only after its frame came, and the gateway's
+// traces kept to link the page's in their place.
 const RECENT_FRAMES = 64;
+const ALIASES = 64;
 const encoder = new TextEncoder();
 
 /** The browser's clock, in epoch milliseconds with their fraction. */
@@ -267,7 +269,7 @@ export class Tracer {
 
   alias(gatewayTrace, pageTrace) {
     this.#aliases.set(gatewayTrace, pageTrace);
-    if (this.#aliases.size > RECENT_FRAMES) this.#aliases.delete(this.#aliases.keys().next().value);
+    if (this.#aliases.size > ALIASES) this.#aliases.delete(this.#aliases.keys().next().value);
   }
 
   /** The trace to link for `traceId`: the page's, when the gateway answered one of its requests in another. */
