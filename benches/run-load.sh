@@ -123,6 +123,7 @@ start_stack() {
         FAULTS_KEY=loadtest:faults
         SLACK_WEBHOOK_URL="http://$SLACK_LISTEN/services/T000/B000/XXXX"
         RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 LOG_FORMAT=json
+        AVAILABILITY_RATE_LIMIT_PER_SECOND=1000000 AVAILABILITY_RATE_LIMIT_BURST=1000000
     )
     if [[ $mode == on ]]; then
         common+=(OTEL_TRACES_EXPORTER=zipkin OTEL_TRACES_SAMPLER=always_on

@@ -1,6 +1,6 @@
-Feature: Only signed-in callers may write
-  Anyone may read, but creating a user needs a bearer token signed with the gateway's key.
-  Without one, the gateway refuses and says how to authenticate.
+Feature: Only signed-in callers may read or write users
+  Creating a user, and reading users and messages, needs a bearer token signed with the
+  gateway's key. Without one, the gateway refuses and says how to authenticate.
 
   Scenario: Creating a user without a token is refused
     Given I am not signed in
@@ -16,7 +16,13 @@ Feature: Only signed-in callers may write
     And the answer asks for a bearer token, saying the token is not valid
     And no user has that email address
 
-  Scenario: Reading users needs no token
+  Scenario: Reading users without a token is refused
     Given I am not signed in
+    When I list the users
+    Then the answer is 401
+    And the answer asks for a bearer token
+
+  Scenario: A signed-in caller reads the users
+    Given I am signed in as "alice"
     When I list the users
     Then the answer is 200

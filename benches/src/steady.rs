@@ -182,13 +182,19 @@ impl Shared {
                     let created = self.created.lock().unwrap();
                     created.get(n % created.len().max(1)).copied().unwrap_or(1)
                 };
-                self.client.get(format!("{url}/user/{id}"))
+                self.client
+                    .get(format!("{url}/user/{id}"))
+                    .bearer_auth(&self.token)
             }
-            Kind::List => self.client.get(format!("{url}/users?limit=20")),
+            Kind::List => self
+                .client
+                .get(format!("{url}/users?limit=20"))
+                .bearer_auth(&self.token),
             // The emails here need no escaping.
             Kind::Availability => self
                 .client
-                .get(format!("{url}/users/availability?email={email}")),
+                .get(format!("{url}/users/availability?email={email}"))
+                .bearer_auth(&self.token),
         };
         let started = Instant::now();
         let answer = request.send().await;

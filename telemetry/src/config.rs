@@ -147,7 +147,7 @@ impl TelemetryConfig {
         let (exporter, export_timeout) = traces_exporter(lookup)?;
         let (log_format, log_filter) = logs(lookup)?;
         Ok(Self {
-            service_name: lookup.text("OTEL_SERVICE_NAME"),
+            service_name: lookup.text("OTEL_SERVICE_NAME")?,
             resource_attributes: resource_attributes(lookup)?,
             exporter,
             logs_exporter: logs_exporter(lookup)?,
@@ -200,17 +200,17 @@ impl TelemetryConfig {
 fn traces_exporter(
     lookup: &(impl Lookup + ?Sized),
 ) -> Result<(TracesExporter, Duration), SettingsError> {
-    let exporter = match lookup.text("OTEL_TRACES_EXPORTER").as_deref() {
+    let exporter = match lookup.text("OTEL_TRACES_EXPORTER")?.as_deref() {
         None | Some("otlp") => TracesExporter::Otlp {
             endpoint: otlp_endpoint(
-                lookup.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-                lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                lookup.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?,
+                lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT")?,
                 "traces",
             ),
         },
         Some("zipkin") => TracesExporter::Zipkin {
             endpoint: lookup
-                .text("OTEL_EXPORTER_ZIPKIN_ENDPOINT")
+                .text("OTEL_EXPORTER_ZIPKIN_ENDPOINT")?
                 .unwrap_or_else(|| DEFAULT_ZIPKIN_ENDPOINT.to_owned()),
         },
         Some("console") => TracesExporter::Console,
@@ -235,7 +235,7 @@ fn traces_exporter(
 fn sampler(lookup: &(impl Lookup + ?Sized)) -> Result<SamplerKind, SettingsError> {
     // Read whatever the sampler, so that a deployment's variables can be checked against
     // what the process reads; checked only for the samplers that take a ratio.
-    let given = lookup.text("OTEL_TRACES_SAMPLER_ARG");
+    let given = lookup.text("OTEL_TRACES_SAMPLER_ARG")?;
     let ratio = || -> Result<f64, SettingsError> {
         match given.clone() {
             None => Ok(1.0),
@@ -252,7 +252,7 @@ fn sampler(lookup: &(impl Lookup + ?Sized)) -> Result<SamplerKind, SettingsError
                 }),
         }
     };
-    Ok(match lookup.text("OTEL_TRACES_SAMPLER").as_deref() {
+    Ok(match lookup.text("OTEL_TRACES_SAMPLER")?.as_deref() {
         None | Some("parentbased_always_on") => SamplerKind::ParentBasedAlwaysOn,
         Some("parentbased_always_off") => SamplerKind::ParentBasedAlwaysOff,
         Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio()?),
@@ -272,7 +272,7 @@ fn sampler(lookup: &(impl Lookup + ?Sized)) -> Result<SamplerKind, SettingsError
 
 /// `OTEL_PROPAGATORS`: W3C trace context and baggage by default.
 fn propagators(lookup: &(impl Lookup + ?Sized)) -> Result<Vec<PropagatorKind>, SettingsError> {
-    match lookup.text("OTEL_PROPAGATORS") {
+    match lookup.text("OTEL_PROPAGATORS")? {
         None => Ok(vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]),
         Some(list) => parse_propagators(&list)
             .map_err(|reason| SettingsError::new("OTEL_PROPAGATORS", list, reason)),
@@ -283,7 +283,7 @@ fn propagators(lookup: &(impl Lookup + ?Sized)) -> Result<Vec<PropagatorKind>, S
 fn resource_attributes(
     lookup: &(impl Lookup + ?Sized),
 ) -> Result<Vec<(String, String)>, SettingsError> {
-    match lookup.text("OTEL_RESOURCE_ATTRIBUTES") {
+    match lookup.text("OTEL_RESOURCE_ATTRIBUTES")? {
         None => Ok(Vec::new()),
         Some(list) => parse_resource_attributes(&list)
             .map_err(|reason| SettingsError::new("OTEL_RESOURCE_ATTRIBUTES", list, reason)),
@@ -292,7 +292,7 @@ fn resource_attributes(
 
 /// `LOG_FORMAT` and `RUST_LOG`.
 fn logs(lookup: &(impl Lookup + ?Sized)) -> Result<(LogFormat, String), SettingsError> {
-    let format = match lookup.text("LOG_FORMAT").as_deref() {
+    let format = match lookup.text("LOG_FORMAT")?.as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
@@ -304,7 +304,7 @@ fn logs(lookup: &(impl Lookup + ?Sized)) -> Result<(LogFormat, String), Settings
         }
     };
     let filter = lookup
-        .text("RUST_LOG")
+        .text("RUST_LOG")?
         .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         return Err(SettingsError::new("RUST_LOG", &filter, error.to_string()));
@@ -316,11 +316,11 @@ fn logs(lookup: &(impl Lookup + ?Sized)) -> Result<(LogFormat, String), Settings
 fn logs_exporter(lookup: &(impl Lookup + ?Sized)) -> Result<LogsExporter, SettingsError> {
     // Read whatever the exporter, as the sampler's ratio is.
     let endpoint = otlp_endpoint(
-        lookup.text("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
-        lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        lookup.text("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")?,
+        lookup.text("OTEL_EXPORTER_OTLP_ENDPOINT")?,
         "logs",
     );
-    match lookup.text("OTEL_LOGS_EXPORTER").as_deref() {
+    match lookup.text("OTEL_LOGS_EXPORTER")?.as_deref() {
         None | Some("none") => Ok(LogsExporter::None),
         Some("otlp") => Ok(LogsExporter::Otlp { endpoint }),
         Some("console") => Ok(LogsExporter::Console),

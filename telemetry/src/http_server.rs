@@ -46,7 +46,35 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// after every route and the fallback are added, so that all of them are covered. A layer
 /// added this way runs after routing, so the matched route template is known from the start.
 pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(middleware::from_fn(trace_request))
+    instrument_edge(router, Edge::default())
+}
+
+/// How the edge of the stack (the gateway, which the internet calls) treats a caller's trace
+/// context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    /// `OTEL_TRUST_INBOUND_CONTEXT`: continue the caller's trace (and its sampling decision,
+    /// and carry its baggage), or start a new one linked to it, so that callers from the
+    /// internet can neither choose trace ids nor force sampling.
+    pub trust_inbound_context: bool,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self {
+            trust_inbound_context: true,
+        }
+    }
+}
+
+/// [`instrument`], with the edge's trust in inbound trace context.
+pub fn instrument_edge<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    edge: Edge,
+) -> Router<S> {
+    router.layer(middleware::from_fn(move |request, next| {
+        trace_request(edge, request, next)
+    }))
 }
 
 /// The request method as a bounded label: the registered methods, or `_OTHER`.
@@ -92,7 +120,7 @@ impl Drop for InFlight {
     }
 }
 
-async fn trace_request(request: Request, next: Next) -> Response {
+async fn trace_request(edge: Edge, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let _in_flight = InFlight::start(method);
@@ -138,7 +166,16 @@ async fn trace_request(request: Request, next: Next) -> Response {
         span.record("client.address", peer.ip().to_string());
     }
     // A malformed incoming context is ignored: the request starts a new trace.
-    let _ = span.set_parent(propagation::extract_http(headers));
+    let inbound = propagation::extract_http(headers);
+    if edge.trust_inbound_context {
+        let _ = span.set_parent(inbound);
+    } else {
+        // A new root, linked to what the caller sent (without its baggage).
+        let caller = inbound.span().span_context().clone();
+        if caller.is_valid() {
+            span.add_link(caller);
+        }
+    }
     let trace_id = span.context().span().span_context().trace_id();
 
     let mut response = next.run(request).instrument(span.clone()).await;

@@ -27,6 +27,7 @@ pub mod config;
 pub mod db;
 mod export;
 pub mod faults;
+pub mod frontend;
 pub mod http_client;
 pub mod http_server;
 mod logs;

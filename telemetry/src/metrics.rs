@@ -161,6 +161,11 @@ fn describe_conventional_metrics() {
         crate::amqp::PUBLISHED_MESSAGES,
         "Messages published to the broker, by exchange, routing key and outcome."
     );
+    describe_histogram!(
+        crate::frontend::ACTION_DURATION,
+        Unit::Seconds,
+        "What a person waited for in the page, by action: from the click to the answer, or to the live feed's frame when the action waits for one (the page's relayed root spans)."
+    );
     describe_gauge!(
         crate::amqp::OUTBOX_PENDING,
         "Events in the outbox not yet confirmed by the broker."

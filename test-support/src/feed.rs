@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 type Socket =
@@ -13,6 +14,7 @@ type Socket =
 
 pub struct FeedClient {
     socket: Socket,
+    protocol: Option<String>,
 }
 
 /// How a connection ended.
@@ -25,27 +27,64 @@ pub enum Ended {
 }
 
 impl FeedClient {
-    /// Connects to `ws://<gateway>/ws/events<query>`; panics with the answer if it is refused.
-    pub async fn connect(gateway: &str, query: &str) -> Self {
-        match Self::try_connect(gateway, query).await {
+    /// Connects to `ws://<gateway>/ws/events<query>` with `token`; panics with the answer if it
+    /// is refused.
+    pub async fn connect(gateway: &str, token: &str, query: &str) -> Self {
+        match Self::try_connect(gateway, token, query).await {
             Ok(client) => client,
             Err(error) => panic!("the feed at {gateway} refused the upgrade: {error}"),
         }
     }
 
-    /// The same, or the HTTP status the upgrade was refused with.
-    pub async fn try_connect(gateway: &str, query: &str) -> Result<Self, String> {
+    /// The same, or the HTTP status the upgrade was refused with. The token goes in
+    /// `Authorization`, as a client that is not a browser sends it.
+    pub async fn try_connect(gateway: &str, token: &str, query: &str) -> Result<Self, String> {
+        Self::try_connect_with(
+            gateway,
+            query,
+            &[("authorization", format!("Bearer {token}"))],
+        )
+        .await
+    }
+
+    /// The upgrade with these `headers` only (a browser's `Origin` and subprotocols, say).
+    pub async fn try_connect_with(
+        gateway: &str,
+        query: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Self, String> {
         let url = format!(
             "{}/ws/events{query}",
             gateway.replacen("http://", "ws://", 1)
         );
-        match tokio_tungstenite::connect_async(&url).await {
-            Ok((socket, _)) => Ok(Self { socket }),
+        let mut request = url
+            .into_client_request()
+            .map_err(|error| error.to_string())?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                *name,
+                value.parse().map_err(|_| format!("a bad {name} header"))?,
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, response)) => Ok(Self {
+                socket,
+                protocol: response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned),
+            }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16().to_string())
             }
             Err(error) => Err(error.to_string()),
         }
+    }
+
+    /// The subprotocol the server chose, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
     }
 
     /// The next frame, as JSON, within `timeout`; `None` when there is none in time.

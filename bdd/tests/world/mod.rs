@@ -98,7 +98,7 @@ impl fmt::Display for Answer {
 pub struct StackWorld {
     target: &'static Target,
     client: reqwest::Client,
-    /// The bearer token sent with writes; none when the caller is not signed in.
+    /// The bearer token the caller sends; none when the caller is not signed in.
     token: Option<String>,
     /// The email address of the user the scenario is about.
     email: Option<String>,
@@ -185,14 +185,26 @@ impl StackWorld {
             .await
     }
 
-    /// `GET url`, without keeping the answer.
+    /// `GET url` as the scenario's observer (who is signed in, whoever the caller is), to see
+    /// what the caller's requests did; the answer is not kept.
     pub async fn fetch(&self, url: Url) -> Answer {
-        Answer::read(self.client.get(url)).await
+        let observer = contract::tokens::mint(
+            &self.target.jwt_secret,
+            "bdd-observer",
+            contract::tokens::DEFAULT_AUDIENCE,
+            Duration::from_secs(300),
+        );
+        Answer::read(self.client.get(url).bearer_auth(observer)).await
     }
 
-    /// `GET path_and_query` on the gateway; the answer is kept for the steps that follow.
+    /// `GET path_and_query` on the gateway as the caller (with their token, if any); the
+    /// answer is kept for the steps that follow.
     pub async fn get(&mut self, path_and_query: &str) {
-        self.answer = Some(self.fetch(self.url(path_and_query)).await);
+        let mut request = self.client.get(self.url(path_and_query));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        self.answer = Some(Answer::read(request).await);
     }
 
     /// `POST /user` with the caller's token, if any, asking for the creation to happen in the

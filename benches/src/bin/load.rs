@@ -203,7 +203,7 @@ fn own_token() -> String {
         &secret,
         "load",
         contract::tokens::DEFAULT_AUDIENCE,
-        Duration::from_secs(30 * 24 * 3600),
+        Duration::from_secs(12 * 3600),
     )
 }
 
@@ -491,12 +491,12 @@ impl Phase<'_> {
                                 .bearer_auth(&token)
                                 .json(&json!({"name": "Load Test", "email": email})),
                             Scenario::Ping => client.get(format!("{url}/ping")),
-                            Scenario::Get => {
-                                client.get(format!("{url}/user/{}", read_id.unwrap_or(1)))
-                            }
-                            Scenario::Availability => {
-                                client.get(format!("{url}/users/availability?email={email}"))
-                            }
+                            Scenario::Get => client
+                                .get(format!("{url}/user/{}", read_id.unwrap_or(1)))
+                                .bearer_auth(&token),
+                            Scenario::Availability => client
+                                .get(format!("{url}/users/availability?email={email}"))
+                                .bearer_auth(&token),
                         };
                         let status = request
                             .send()

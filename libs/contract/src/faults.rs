@@ -72,12 +72,75 @@ impl FaultKind {
         }
     }
 
+    /// Every kind, in the order a client lists them.
+    pub const ALL: [Self; 9] = [
+        Self::Latency,
+        Self::Error,
+        Self::Database,
+        Self::WebhookError,
+        Self::WebhookLatency,
+        Self::ConsumerError,
+        Self::ConsumerLatency,
+        Self::RpcError,
+        Self::RpcTimeout,
+    ];
+
+    /// What it does, in words.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Latency => "Latency on a service's routes",
+            Self::Error => "Errors on a service's routes",
+            Self::Database => "user: database calls fail",
+            Self::WebhookError => "slack: Slack calls fail",
+            Self::WebhookLatency => "slack: Slack calls are slow",
+            Self::ConsumerError => "slack-queue: handling fails",
+            Self::ConsumerLatency => "slack-queue: handling is slow",
+            Self::RpcError => "user: RPC answers fail",
+            Self::RpcTimeout => "user: RPC calls get no answer",
+        }
+    }
+
+    /// The fields of a [`FaultRequest`] it takes besides `probability` and `ttl_seconds`.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Latency => &["service", "route", "delay_ms"],
+            Self::Error => &["service", "route", "status"],
+            Self::WebhookLatency | Self::ConsumerLatency => &["delay_ms"],
+            _ => &[],
+        }
+    }
+
+    /// How a client may ask for it: its kind, what it does, its fields and the services it
+    /// may name or strikes in.
+    pub fn info(self) -> FaultKindInfo {
+        FaultKindInfo {
+            kind: self,
+            description: self.description(),
+            fields: self.fields().to_vec(),
+            services: self.services().unwrap_or(&ROUTED_SERVICES).to_vec(),
+        }
+    }
+
     fn delays(self) -> bool {
         matches!(
             self,
             Self::Latency | Self::WebhookLatency | Self::ConsumerLatency
         )
     }
+}
+
+/// How a client may ask for a kind of fault (the page's fault panel builds its form from it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FaultKindInfo {
+    pub kind: FaultKind,
+    #[schema(example = "Latency on a service's routes")]
+    pub description: &'static str,
+    /// The request's fields it takes besides `probability` and `ttl_seconds`.
+    #[schema(example = json!(["service", "route", "delay_ms"]))]
+    pub fields: Vec<&'static str>,
+    /// The services it may name (`latency`, `error`) or strikes in (the others).
+    #[schema(example = json!(["gateway", "user", "slack"]))]
+    pub services: Vec<&'static str>,
 }
 
 /// A fault as it is asked for: one item of the body of `PUT /admin/faults`.

@@ -10,3 +10,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Who the gateway authenticated, told to the services behind it (which trust it only from the
 /// gateway: a client's own is never passed on). It becomes `enduser.id` on their spans.
 pub const ENDUSER: &str = "x-enduser-id";
+
+/// The secret the gateway shares with the services behind it (`INTERNAL_TOKEN`): a request
+/// that carries it comes from the gateway, and only then is its [`ENDUSER`] believed.
+pub const INTERNAL_TOKEN: &str = "x-internal-token";

@@ -21,6 +21,7 @@ pub mod events;
 pub mod faults;
 pub mod feed;
 pub mod fields;
+pub mod frontend;
 pub mod headers;
 pub mod messages;
 pub mod rpc;

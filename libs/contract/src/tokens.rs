@@ -1,5 +1,6 @@
-//! The bearer tokens the gateway accepts on writes: a JWT whose `aud` names the stack, whose
-//! `exp` is in the future and whose `sub` names the caller. Minting lives here, not in the
+//! The bearer tokens the gateway accepts: a JWT whose `aud` names the stack, whose `exp` is in
+//! the future (and `nbf`, if any, past), whose `sub` names the caller, and whose `iss` names
+//! the issuer when the gateway is told one. Minting lives here, not in the
 //! gateway, so tests and tools can make tokens without the gateway.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-/// Signs development tokens when `JWT_SECRET` is unset; the gateway warns at start-up.
+/// Signs development tokens when `JWT_SECRET` is unset, in development mode only: it is public,
+/// and the gateway refuses it outside development mode.
 pub const DEVELOPMENT_SECRET: &str = "microservice-stack-development-secret";
 /// The audience tokens name unless `JWT_AUDIENCE` says otherwise.
 pub const DEFAULT_AUDIENCE: &str = "microservice-stack";
@@ -19,7 +21,12 @@ pub const ADMIN_ROLE: &str = "admin";
 pub struct Claims {
     pub sub: String,
     pub aud: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     pub iat: u64,
+    /// Not valid before this second, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     pub exp: u64,
     /// What the caller may do beyond writing: [`ADMIN_ROLE`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -36,10 +43,23 @@ impl Claims {
         Self {
             sub: subject.to_owned(),
             aud: audience.to_owned(),
+            iss: None,
             iat: issued,
+            nbf: None,
             exp: issued + ttl.as_secs(),
             roles: Vec::new(),
         }
+    }
+
+    /// The same, issued by `issuer`.
+    pub fn issued_by(mut self, issuer: Option<&str>) -> Self {
+        self.iss = issuer.map(str::to_owned);
+        self
+    }
+
+    /// How long the token is valid for, from its issue.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.exp.saturating_sub(self.iat))
     }
 
     /// The same, with `roles`.

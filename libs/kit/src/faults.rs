@@ -38,16 +38,16 @@ pub struct FaultSettings {
 impl FaultSettings {
     /// Faults off: no Redis read, no `/admin/faults`.
     pub fn off() -> Self {
-        Self::from_lookup(&|name: &str| (name == "FAULTS_ENABLED").then(|| "false".to_owned()))
-            .expect("the defaults are valid")
+        Self::from_lookup(&|_: &str| None, false).expect("the defaults are valid")
     }
 
-    pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
+    /// `FAULTS_ENABLED` (by default on in development mode only), `REDIS_URL`, `FAULTS_KEY`.
+    pub fn from_lookup(lookup: &impl Lookup, development: bool) -> Result<Self, SettingsError> {
         Ok(Self {
-            enabled: lookup.parse("FAULTS_ENABLED", true, "expected true or false")?,
-            redis_url: settings::redis_url(lookup),
+            enabled: lookup.flag("FAULTS_ENABLED", development)?,
+            redis_url: settings::redis_url(lookup)?,
             key: lookup
-                .text("FAULTS_KEY")
+                .text("FAULTS_KEY")?
                 .unwrap_or_else(|| "microservice-stack:faults".to_owned()),
         })
     }

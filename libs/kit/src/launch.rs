@@ -42,7 +42,7 @@ impl ProcessSettings {
         Ok(Self {
             shutdown_delay: lookup.millis("SHUTDOWN_DELAY_MS", 0)?,
             worker_threads: lookup
-                .text(WORKER_THREADS)
+                .text(WORKER_THREADS)?
                 .map(|value| {
                     value.parse().map_err(|_| {
                         SettingsError::new(

@@ -38,6 +38,7 @@ pub fn service_router<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     state: S,
     faults: faults::Faults,
+    trust: headers::GatewayTrust,
     probes: Router,
 ) -> Router {
     let api = routes
@@ -46,7 +47,10 @@ pub fn service_router<S: Clone + Send + Sync + 'static>(
             faults,
             faults::strike_routes,
         ))
-        .layer(axum::middleware::from_fn(headers::record_enduser))
+        .layer(axum::middleware::from_fn_with_state(
+            trust,
+            headers::record_enduser,
+        ))
         .with_state(state);
     telemetry::instrument(conventions(api)).merge(probes)
 }

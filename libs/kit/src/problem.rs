@@ -252,6 +252,16 @@ impl Problem {
         )
     }
 
+    /// The request took longer than the server gives any request.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            "urn:problem:request-timeout",
+            "Request timeout",
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+    }
+
     /// An upstream service could not be reached or answered nonsense.
     pub fn bad_gateway(detail: impl Into<String>) -> Self {
         Self::new(

@@ -1,27 +1,46 @@
 //! Serving a router: one task per connection, in the service's telemetry pipeline (so its
 //! requests are traced and counted as that service's even on a runtime shared with others),
-//! with the client's address for the request spans, a bound on how long a request's headers
-//! may take (a client that sends half a request line is closed), and a graceful stop that lets
-//! in-flight requests finish.
+//! with the client's address for the request spans, and a graceful stop that lets in-flight
+//! requests finish. What a slow or greedy client can hold is bounded: a request's headers must
+//! arrive within [`HEADER_READ_TIMEOUT`] (half a request line is closed), a request is answered
+//! 408 after [`REQUEST_TIMEOUT`], and past [`MAX_CONNECTIONS`] the next connection waits in the
+//! listen backlog.
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+
+use crate::Problem;
 use tower::ServiceExt;
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take, its body included, before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; WebSocket clients count until they leave.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Answers 408 to a request that takes longer than [`REQUEST_TIMEOUT`].
+async fn bounded(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::request_timeout(REQUEST_TIMEOUT).into_response(),
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests
 /// (upgraded connections, such as the feed's WebSockets, are the service's own to close).
@@ -35,7 +54,13 @@ pub async fn serve(
     let (stop, stopping) = watch::channel(());
     let (all_closed, closed) = watch::channel(());
     let mut shutdown = pin!(shutdown);
+    let router = router.layer(axum::middleware::from_fn(bounded));
+    let room = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&room).acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -78,7 +103,7 @@ pub async fn serve(
                     }
                 }
             }
-            drop(closed);
+            drop((closed, permit));
         });
     }
     drop(listener);

@@ -67,7 +67,7 @@ impl ConsumerSettings {
     /// `AMQP_MAX_ATTEMPTS` (5) and `AMQP_RETRY_DELAY_MS` (5000).
     pub fn from_lookup(lookup: &impl Lookup, queue: ConsumerQueue) -> Result<Self, SettingsError> {
         Ok(Self {
-            amqp_url: crate::amqp_url(lookup),
+            amqp_url: crate::amqp_url(lookup)?,
             queue,
             prefetch: lookup
                 .parse::<u16>("AMQP_PREFETCH", 16, "expected a whole number")?

@@ -21,8 +21,8 @@ pub use subscription::ConsumerStatus;
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// `AMQP_URL`, the local broker by default.
-pub fn amqp_url(lookup: &impl settings::Lookup) -> String {
-    lookup
-        .text("AMQP_URL")
-        .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned())
+pub fn amqp_url(lookup: &impl settings::Lookup) -> Result<String, settings::SettingsError> {
+    Ok(lookup
+        .text("AMQP_URL")?
+        .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned()))
 }

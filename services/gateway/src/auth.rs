@@ -1,7 +1,10 @@
-//! Bearer-token authentication for the requests that change data: a JWT signed with HS256 (a
-//! shared secret) or RS256 (a public key), whose `aud` names this stack and whose `exp` is in
-//! the future. Its subject goes to the services in `x-enduser-id` and on spans as
-//! `enduser.id`.
+//! Bearer-token authentication for every request about users or messages, reads included: a
+//! JWT signed with HS256 (a shared secret) or RS256 (a public key), whose `aud` names this
+//! stack, whose `exp` is in the future and `nbf` (if any) past, whose `iss` is `JWT_ISSUER`
+//! when that is set, and that is valid for no longer than `JWT_MAX_TTL_SECONDS`. Its subject
+//! goes to the services in `x-enduser-id` and on spans as `enduser.id`.
+
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -31,11 +34,19 @@ pub enum AuthError {
     #[error("this request needs a bearer token")]
     Missing,
     #[error("the Authorization header is not a bearer token")]
+    NotBearer,
+    #[error("the bearer token is not a well-formed JWT")]
     Malformed,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
     #[error("the token is not meant for this API")]
     WrongAudience,
+    #[error("the token is not from the expected issuer")]
+    WrongIssuer,
+    #[error("the token is valid for longer than this API allows")]
+    TooLong,
     #[error("the token's signature is not valid")]
     BadSignature,
     #[error("the token is not valid")]
@@ -65,10 +76,16 @@ impl IntoResponse for AuthError {
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    max_lifetime: Duration,
 }
 
 impl Authenticator {
-    pub fn new(key: &TokenKey, audience: &str) -> Self {
+    pub fn new(
+        key: &TokenKey,
+        audience: &str,
+        issuer: Option<&str>,
+        max_lifetime: Duration,
+    ) -> Self {
         let (key, algorithm) = match key {
             TokenKey::Secret(secret) => (
                 DecodingKey::from_secret(secret.as_bytes()),
@@ -83,8 +100,17 @@ impl Authenticator {
         let mut validation = Validation::new(algorithm);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.validate_nbf = true;
+        if let Some(issuer) = issuer {
+            validation.set_issuer(&[issuer]);
+            validation.set_required_spec_claims(&["exp", "aud", "sub", "iss"]);
+        }
         validation.leeway = 5;
-        Self { key, validation }
+        Self {
+            key,
+            validation,
+            max_lifetime,
+        }
     }
 
     /// The caller of the request's bearer token.
@@ -92,23 +118,30 @@ impl Authenticator {
         let value = headers
             .get(header::AUTHORIZATION)
             .ok_or(AuthError::Missing)?;
-        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
-        let token = match value.split_once(' ') {
+        let value = value.to_str().map_err(|_| AuthError::NotBearer)?;
+        match value.split_once(' ') {
             Some((scheme, token))
                 if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
             {
-                token.trim()
+                self.verify_token(token.trim())
             }
-            _ => return Err(AuthError::Malformed),
-        };
+            _ => Err(AuthError::NotBearer),
+        }
+    }
+
+    /// The caller of `token` itself (sent another way than the Authorization header).
+    pub fn verify_token(&self, token: &str) -> Result<Caller, AuthError> {
         match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) if data.claims.lifetime() > self.max_lifetime => Err(AuthError::TooLong),
             Ok(data) => Ok(Caller {
                 subject: Subject(data.claims.sub),
                 roles: data.claims.roles,
             }),
             Err(error) => Err(match error.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
                 ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
                     AuthError::BadSignature
                 }
@@ -163,8 +196,6 @@ pub async fn require_admin(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use contract::tokens::{mint, sign};
 
     use super::*;
@@ -183,7 +214,12 @@ mod tests {
 
     #[test]
     fn the_authentication_matrix() {
-        let auth = Authenticator::new(&TokenKey::Secret(SECRET.into()), "stack");
+        let auth = Authenticator::new(
+            &TokenKey::Secret(SECRET.into()),
+            "stack",
+            None,
+            Duration::from_secs(3600),
+        );
         let valid = Claims::new("alice", "stack", Duration::from_secs(60));
         let expired = Claims {
             exp: valid.iat - 3600,
@@ -197,8 +233,9 @@ mod tests {
         assert_eq!(auth.verify(&HeaderMap::new()), Err(AuthError::Missing));
         assert_eq!(
             auth.verify(&headers("Basic YWxpY2U6cHc=")),
-            Err(AuthError::Malformed)
+            Err(AuthError::NotBearer)
         );
+        assert_eq!(auth.verify(&headers("Bearer ")), Err(AuthError::NotBearer));
         assert_eq!(
             auth.verify(&headers("Bearer not.a.jwt")),
             Err(AuthError::Malformed)
@@ -232,6 +269,35 @@ mod tests {
                 .roles,
             ["admin"]
         );
+    }
+
+    #[test]
+    fn issuer_not_before_and_lifetime_are_checked() {
+        let auth = Authenticator::new(
+            &TokenKey::Secret(SECRET.into()),
+            "stack",
+            Some("https://issuer.example"),
+            Duration::from_secs(3600),
+        );
+        let bearer = |claims: &Claims| headers(&format!("Bearer {}", signed(claims, SECRET)));
+        let valid = Claims::new("alice", "stack", Duration::from_secs(60))
+            .issued_by(Some("https://issuer.example"));
+        assert!(auth.verify(&bearer(&valid)).is_ok());
+        let elsewhere = valid.clone().issued_by(Some("https://other.example"));
+        assert_eq!(
+            auth.verify(&bearer(&elsewhere)),
+            Err(AuthError::WrongIssuer)
+        );
+        let none = valid.clone().issued_by(None);
+        assert_eq!(auth.verify(&bearer(&none)), Err(AuthError::Invalid));
+        let later = Claims {
+            nbf: Some(valid.iat + 600),
+            ..valid.clone()
+        };
+        assert_eq!(auth.verify(&bearer(&later)), Err(AuthError::NotYetValid));
+        let forever = Claims::new("alice", "stack", Duration::from_secs(7200))
+            .issued_by(Some("https://issuer.example"));
+        assert_eq!(auth.verify(&bearer(&forever)), Err(AuthError::TooLong));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, feed, health, page, routes};
+use crate::{admin, feed, frontend, health, page, routes};
 
 struct BearerToken;
 
@@ -44,6 +44,7 @@ impl Modify for BearerToken {
         feed::events,
         page::config,
         page::development_token,
+        frontend::relay,
         admin::list_faults,
         admin::replace_faults,
         admin::clear_faults
@@ -56,7 +57,10 @@ impl Modify for BearerToken {
         contract::messages::Message,
         health::ServiceHealth,
         page::UiConfig,
+        page::FrontendTracing,
         page::DevelopmentToken,
+        frontend::ExportAnswer,
+        contract::faults::FaultKindInfo,
         contract::faults::Fault,
         contract::faults::FaultRequest,
         contract::faults::FaultKind

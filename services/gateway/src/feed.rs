@@ -15,12 +15,14 @@
 //! too (1009). The feed is live, not durable: events that come while a gateway is away from
 //! the broker are not replayed to its clients.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use contract::events::{MessageCreated, UserCreated};
 use contract::feed::{Frame, FrameEvent, TYPES};
@@ -36,6 +38,10 @@ use serde::Deserialize;
 use service_kit::Problem;
 use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
+
+use crate::auth::Authenticator;
+use crate::client::{Client, ClientKey};
+use crate::origin::AllowedOrigins;
 
 /// The route of the feed.
 pub const ROUTE: &str = "/ws/events";
@@ -71,33 +77,52 @@ struct Event {
     received_in: SpanContext,
 }
 
+/// Who may connect to a feed, and how many at once.
+pub struct FeedAccess {
+    /// Checks the client's token (in `Authorization`, or as the `bearer.<token>` subprotocol).
+    pub authenticator: Authenticator,
+    /// The origins besides the page's own a browser may connect from.
+    pub origins: AllowedOrigins,
+    /// `WS_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// `WS_MAX_CONNECTIONS_PER_CLIENT`.
+    pub max_per_client: usize,
+}
+
+/// The subprotocol the feed answers with; a browser offers it beside `bearer.<token>`.
+pub const SUBPROTOCOL: &str = "feed";
+const BEARER_SUBPROTOCOL: &str = "bearer.";
+
 /// The feed of one gateway process.
 pub struct Feed {
     events: broadcast::Sender<Arc<Event>>,
     /// The clients connected: the consumer consumes while there is one.
     clients: watch::Sender<usize>,
+    /// The clients connected, per client.
+    per_client: Mutex<HashMap<ClientKey, usize>>,
+    access: FeedAccess,
     /// Whether the feed's queue is bound and consumed; an upgrade is answered only then.
     live: watch::Sender<bool>,
     /// Whether the gateway holds its connection to the broker: its readiness (without the
     /// broker it can neither feed its clients nor take creations or RPC calls).
     connected: AtomicBool,
-    max_connections: usize,
     ping_interval: Duration,
     stopping: watch::Receiver<bool>,
 }
 
 impl Feed {
     pub fn new(
-        max_connections: usize,
+        access: FeedAccess,
         ping_interval: Duration,
         stopping: watch::Receiver<bool>,
     ) -> Self {
         Self {
             events: broadcast::channel(BUFFER).0,
             clients: watch::Sender::new(0),
+            per_client: Mutex::default(),
+            access,
             live: watch::Sender::new(false),
             connected: AtomicBool::new(false),
-            max_connections,
             ping_interval,
             stopping,
         }
@@ -112,19 +137,81 @@ impl Feed {
         }
     }
 
-    /// Counts a client in, unless `max_connections` are connected already.
-    fn admit(self: &Arc<Self>) -> Option<Connected> {
+    /// Counts `client` in, unless the feed or that client has its most connections already.
+    fn admit(self: &Arc<Self>, client: ClientKey) -> Result<Connected, Problem> {
+        {
+            let mut per_client = self.per_client.lock().expect("never poisoned");
+            let theirs = per_client.entry(client).or_default();
+            if *theirs >= self.access.max_per_client {
+                return Err(Problem::too_many_requests(format!(
+                    "this client has {} feed connections already",
+                    self.access.max_per_client
+                )));
+            }
+            *theirs += 1;
+        }
         let admitted = self.clients.send_if_modified(|clients| {
-            let room = *clients < self.max_connections;
+            let room = *clients < self.access.max_connections;
             if room {
                 *clients += 1;
             }
             room
         });
-        admitted.then(|| {
-            telemetry::websocket::record_connected(1.0);
-            Connected(Arc::clone(self))
+        if !admitted {
+            self.leave(client);
+            return Err(Problem::unavailable(format!(
+                "the feed has {} clients already; try again later",
+                self.access.max_connections
+            )));
+        }
+        telemetry::websocket::record_connected(1.0);
+        Ok(Connected {
+            feed: Arc::clone(self),
+            client,
         })
+    }
+
+    fn leave(&self, client: ClientKey) {
+        let mut per_client = self.per_client.lock().expect("never poisoned");
+        if let Some(theirs) = per_client.get_mut(&client) {
+            *theirs -= 1;
+            if *theirs == 0 {
+                per_client.remove(&client);
+            }
+        }
+    }
+
+    /// Why the upgrade may not go ahead, if it may not: it must come from a browser on an
+    /// allowed origin (or from no browser), with a valid token in `Authorization` or offered
+    /// as the `bearer.<token>` subprotocol.
+    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        if !self.access.origins.admits(headers) {
+            return Some(
+                Problem::forbidden(
+                    "this origin may not connect to the feed (CORS_ALLOWED_ORIGINS)",
+                )
+                .into_response(),
+            );
+        }
+        let offered = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .find_map(|protocol| protocol.trim().strip_prefix(BEARER_SUBPROTOCOL));
+        let verified = match offered {
+            Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
+                self.access.authenticator.verify_token(token)
+            }
+            _ => self.access.authenticator.verify(headers),
+        };
+        match verified {
+            Ok(caller) => {
+                telemetry::http_server::record_enduser(&caller.subject.0);
+                None
+            }
+            Err(error) => Some(error.into_response()),
+        }
     }
 
     /// Waits until the feed's queue is consumed, for at most [`LIVE_TIMEOUT`].
@@ -380,11 +467,15 @@ fn asked_types(types: Option<&str>) -> Result<Vec<&'static str>, Problem> {
 }
 
 /// Counts the client in while it is connected.
-struct Connected(Arc<Feed>);
+struct Connected {
+    feed: Arc<Feed>,
+    client: ClientKey,
+}
 
 impl Drop for Connected {
     fn drop(&mut self) {
-        self.0.clients.send_modify(|clients| *clients -= 1);
+        self.feed.clients.send_modify(|clients| *clients -= 1);
+        self.feed.leave(self.client);
         telemetry::websocket::record_connected(-1.0);
     }
 }
@@ -397,18 +488,26 @@ impl Drop for Connected {
     path = "/ws/events",
     tag = "feed",
     params(("types" = Option<String>, Query, description = "Comma-separated event types to receive: `user.created`, `message.created` (default both)")),
+    security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket: one JSON text frame per event"),
         (status = 400, description = "An unknown event type, or not a WebSocket upgrade", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token, in `Authorization` or as the `bearer.<token>` subprotocol", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A browser on an origin not allowed (`CORS_ALLOWED_ORIGINS`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests, or `WS_MAX_CONNECTIONS_PER_CLIENT` feeds, from this client", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "WS_MAX_CONNECTIONS clients are connected already, or the feed cannot reach the broker", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn events(
     State(feed): State<Arc<Feed>>,
+    Client(client): Client,
+    headers: HeaderMap,
     Query(params): Query<FeedParams>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Some(refused) = feed.refusal(&headers) {
+        return refused;
+    }
     let types = match asked_types(params.types.as_deref()) {
         Ok(types) => types,
         Err(problem) => return problem.into_response(),
@@ -417,12 +516,9 @@ pub async fn events(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Problem::malformed(rejection.body_text()).into_response(),
     };
-    let Some(connected) = feed.admit() else {
-        return Problem::unavailable(format!(
-            "the feed has {} clients already; try again later",
-            feed.max_connections
-        ))
-        .into_response();
+    let connected = match feed.admit(client) {
+        Ok(connected) => connected,
+        Err(problem) => return problem.into_response(),
     };
     // Subscribed now, so that no event between this answer and the first read is missed.
     let events = feed.events.subscribe();
@@ -434,6 +530,7 @@ pub async fn events(
     let upgraded_in = telemetry::websocket::span_context(&tracing::Span::current());
     let pipeline = telemetry::Pipeline::current();
     upgrade
+        .protocols([SUBPROTOCOL])
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         // axum spawns the upgraded connection's task itself: it keeps the service's pipeline.

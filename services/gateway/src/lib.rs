@@ -7,10 +7,13 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod client;
 pub mod configuration;
 pub mod docs;
 pub mod feed;
+pub mod frontend;
 pub mod health;
+pub mod origin;
 pub mod page;
 pub mod proxy;
 pub mod rate_limit;

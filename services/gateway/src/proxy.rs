@@ -9,9 +9,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
-use contract::headers::{ENDUSER, IDEMPOTENCY_KEY, REQUEST_ID};
+use contract::headers::{ENDUSER, IDEMPOTENCY_KEY, INTERNAL_TOKEN, REQUEST_ID};
 use reqwest_middleware::ClientWithMiddleware;
 use service_kit::Problem;
+use settings::Secret;
 use telemetry::http_client::NoAnswer;
 
 use crate::auth::Subject;
@@ -54,13 +55,16 @@ fn worth_another(error: &reqwest_middleware::Error, repeatable: bool) -> bool {
 pub struct Proxy {
     client: ClientWithMiddleware,
     timeout: Duration,
+    /// `INTERNAL_TOKEN`, which tells the services the request (and its subject) is ours.
+    internal_token: Option<Secret>,
 }
 
 impl Proxy {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, internal_token: Option<Secret>) -> Self {
         Self {
             client: telemetry::http_client::client(reqwest::Client::new()),
             timeout,
+            internal_token,
         }
     }
 
@@ -94,6 +98,9 @@ impl Proxy {
         }
         if let Some(Subject(subject)) = parts.extensions.get::<Subject>() {
             outgoing = outgoing.header(ENDUSER, subject);
+        }
+        if let Some(token) = &self.internal_token {
+            outgoing = outgoing.header(INTERNAL_TOKEN, token.expose());
         }
         let repeatable =
             parts.method.is_idempotent() || parts.headers.contains_key(IDEMPOTENCY_KEY);

@@ -24,8 +24,10 @@ use crate::state::AppState;
     path = "/user/{id}",
     tag = "users",
     params(("id" = i64, Path, description = "The user's id")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The user", body = User),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "There is no such user", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
@@ -47,8 +49,10 @@ pub async fn get_user(State(state): State<AppState>, request: Request) -> Respon
         ("before" = Option<i64>, Query, description = "Only users with a smaller id: the next page"),
         ("email" = Option<String>, Query, description = "Only the user with this email"),
     ),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Users, newest first; `Link: rel=\"next\"` when the page is full", body = Vec<User>),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "A bad limit, before or email", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The user service cannot be reached", body = Problem, content_type = "application/problem+json"),
@@ -69,8 +73,10 @@ pub async fn list_users(State(state): State<AppState>, request: Request) -> Resp
         ("limit" = Option<i64>, Query, description = "1 to 100 (default 10)"),
         ("offset" = Option<i64>, Query, description = "Messages to skip (default 0)"),
     ),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The channel's messages, newest first", body = Vec<Message>),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "No channel, or a bad limit or offset", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The slack service cannot be reached", body = Problem, content_type = "application/problem+json"),
@@ -114,8 +120,10 @@ fn rpc_problem(error: CallError) -> Problem {
     path = "/users/availability",
     tag = "users",
     params(("email" = String, Query, description = "The email to check, as a user would enter it")),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Whether a user may take this email (compared whatever its case)", body = EmailAvailability),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "No email, or not a valid one", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The user service could not answer", body = Problem, content_type = "application/problem+json"),

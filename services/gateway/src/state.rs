@@ -6,7 +6,9 @@ use std::time::Duration;
 use messaging::SharedPublisher;
 use messaging::rpc::RpcClient;
 use service_kit::faults::Faults;
+use telemetry::frontend::FrontendRelay;
 
+use crate::client::TrustedProxies;
 use crate::configuration::Upstream;
 use crate::feed::Feed;
 use crate::page::Page;
@@ -30,6 +32,22 @@ pub struct AppState {
     pub page: Page,
     /// The faults switched on at run time.
     pub faults: Faults,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: TrustedProxies,
+    /// Takes the page's spans into the stack's traces.
+    pub frontend: Arc<FrontendRelay>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<FrontendRelay> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.frontend)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.proxies.clone()
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Feed> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use messaging::ConsumerSettings;
 use service_kit::faults::FaultSettings;
+use service_kit::headers::GatewayTrust;
 use settings::{Env, Lookup, SettingsError, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8102;
@@ -46,6 +47,8 @@ pub struct Settings {
     /// `AMQP_URL`: where the slack service publishes `message.created` events.
     pub amqp_url: String,
     pub faults: FaultSettings,
+    /// `INTERNAL_TOKEN`: which requests come from the gateway.
+    pub gateway: GatewayTrust,
 }
 
 impl Settings {
@@ -55,7 +58,7 @@ impl Settings {
 
     pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
         let port = lookup.parse("SLACK_PORT", DEFAULT_PORT, "expected a port number")?;
-        let webhook_url = match lookup.text("SLACK_WEBHOOK_URL") {
+        let webhook_url = match lookup.text("SLACK_WEBHOOK_URL")? {
             None => None,
             Some(url) => match reqwest::Url::parse(&url) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => Some(SecretUrl(url)),
@@ -68,9 +71,11 @@ impl Settings {
                 }
             },
         };
+        let listen = SocketAddr::new(listen_host(lookup)?, port);
+        let development = settings::development_mode(lookup, listen.ip())?;
         Ok(Self {
-            listen: SocketAddr::new(listen_host(lookup)?, port),
-            redis_url: settings::redis_url(lookup),
+            listen,
+            redis_url: settings::redis_url(lookup)?,
             key_prefix: lookup
                 .get("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| "slack:".to_owned()),
@@ -79,8 +84,9 @@ impl Settings {
             webhook_attempts: lookup
                 .parse::<u32>("SLACK_WEBHOOK_ATTEMPTS", 3, "expected a whole number")?
                 .max(1),
-            amqp_url: messaging::amqp_url(lookup),
-            faults: FaultSettings::from_lookup(lookup)?,
+            amqp_url: messaging::amqp_url(lookup)?,
+            faults: FaultSettings::from_lookup(lookup, development)?,
+            gateway: GatewayTrust::from_lookup(lookup, development)?,
         })
     }
 }

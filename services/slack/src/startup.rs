@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 use messaging::relay::RelaySettings;
+use service_kit::headers::GatewayTrust;
 use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -65,7 +66,12 @@ pub fn operational(
 )]
 pub struct ApiDoc;
 
-pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
+pub fn app(
+    state: AppState,
+    metrics: &Metrics,
+    stopping: Stopping,
+    gateway: GatewayTrust,
+) -> Router {
     let probes = operational(&state.store, None, metrics, stopping).merge(
         service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
     );
@@ -73,7 +79,7 @@ pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping) -> Router {
         .route("/", post(routes::post_message))
         .route("/messages", get(routes::list_messages));
     let faults = state.faults.clone();
-    service_kit::service_router(routes, state, faults, probes)
+    service_kit::service_router(routes, state, faults, gateway, probes)
 }
 
 impl Service for Settings {
@@ -106,7 +112,7 @@ impl Service for Settings {
             },
             service_kit::serve::stopped(stopped),
         ));
-        let app = app(state, &metrics, shutdown.stopping());
+        let app = app(state, &metrics, shutdown.stopping(), self.gateway.clone());
         tracing::info!(
             address = %listener.local_addr()?,
             redis = %telemetry::redact_url(&self.redis_url),

@@ -21,8 +21,9 @@ async fn the_feed_carries_each_event_with_the_trace_of_the_request_that_caused_i
     let environment = Environment::new().await;
     let stack = environment.launch(&environment.variables()).await;
     let gateway = Environment::url(environment.gateway_port);
-    let mut first = FeedClient::connect(&gateway, "").await;
-    let mut second = FeedClient::connect(&gateway, "?types=user.created").await;
+    let mut first = FeedClient::connect(&gateway, &environment.token("feed"), "").await;
+    let mut second =
+        FeedClient::connect(&gateway, &environment.token("feed"), "?types=user.created").await;
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{gateway}/user"))
@@ -121,10 +122,13 @@ async fn five_hundred_clients_each_get_every_user_of_a_burst_of_two_hundred() {
     // Keep-alive has tests of its own. One test process reading 500 sockets on a busy machine
     // can read a ping late enough to be closed as idle.
     variables.push(("WS_PING_INTERVAL_MS", "600000".into()));
+    // The 500 clients are one client, the test process.
+    variables.push(("WS_MAX_CONNECTIONS_PER_CLIENT", "500".into()));
     let stack = environment.launch(&variables).await;
     let gateway = Environment::url(environment.gateway_port);
+    let watcher = environment.token("feed");
     let mut clients = futures_util::future::join_all(
-        (0..500).map(|_| FeedClient::connect(&gateway, "?types=user.created")),
+        (0..500).map(|_| FeedClient::connect(&gateway, &watcher, "?types=user.created")),
     )
     .await;
     let client = reqwest::Client::new();

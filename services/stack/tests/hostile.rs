@@ -195,7 +195,7 @@ async fn bad_input_on_every_endpoint_is_a_clear_4xx_never_a_5xx_or_a_hang() {
 
 #[tokio::test]
 async fn no_secret_reaches_a_log_a_span_a_metric_or_an_error_body() {
-    const JWT_SECRET: &str = "jwt-Secret-4d2b9e";
+    const JWT_SECRET: &str = "jwt-Secret-4d2b9e-7f13a0c5-9b2e-4a6d-8c31";
     const DB_PASSWORD: &str = "db-Password-7c1a0f";
     let environment = Environment::new().await;
     let database_url =

@@ -507,7 +507,8 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
     // client of the live feed watching.
     let client = reqwest::Client::new();
     let gateway = Environment::url(environment.gateway_port);
-    let mut watcher = test_support::FeedClient::connect(&gateway, "").await;
+    let mut watcher =
+        test_support::FeedClient::connect(&gateway, &environment.token("feed"), "").await;
     let token = environment.token("prometheus");
     for n in 0..20 {
         let email = format!("observed-{n}@example.com");
@@ -535,11 +536,13 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
         .unwrap();
     client
         .get(format!("{gateway}/user/999999"))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     client
         .get(format!("{gateway}/messages?channel=%23user"))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -563,6 +566,7 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
     tokio::time::sleep(Duration::from_millis(1300)).await;
     client
         .get(format!("{gateway}/messages?channel=%23user"))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -576,6 +580,7 @@ async fn a_real_prometheus_scrapes_every_process_and_every_expression_has_data()
     for email in ["observed-1%40example.com", "free%40example.com"] {
         client
             .get(format!("{gateway}/users/availability?email={email}"))
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap();

@@ -116,7 +116,9 @@ async fn one_request_through_the_gateway_is_one_trace_across_every_process() {
             ("X-B3-Sampled", "1".to_owned()),
         ],
     ] {
-        let mut request = client.get(format!("{gateway}/users?limit=1"));
+        let mut request = client
+            .get(format!("{gateway}/users?limit=1"))
+            .bearer_auth(&token);
         for (name, value) in &headers {
             request = request.header(*name, value);
         }
@@ -144,6 +146,7 @@ async fn one_request_through_the_gateway_is_one_trace_across_every_process() {
     loop {
         let found: Vec<Value> = client
             .get(format!("{gateway}{location}"))
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()

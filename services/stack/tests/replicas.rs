@@ -120,6 +120,8 @@ impl Replicas {
         // One client address makes all the load: no rate limit.
         variables.insert("RATE_LIMIT_PER_SECOND", "1000000".into());
         variables.insert("RATE_LIMIT_BURST", "1000000".into());
+        variables.insert("AVAILABILITY_RATE_LIMIT_PER_SECOND", "1000000".into());
+        variables.insert("AVAILABILITY_RATE_LIMIT_BURST", "1000000".into());
         variables.insert("OTEL_TRACES_EXPORTER", "none".into());
         variables.into_iter().collect()
     }
@@ -310,6 +312,7 @@ impl Load {
                 // The emails here need no escaping.
                 self.client
                     .get(format!("{gateway}/users/availability?email={email}"))
+                    .bearer_auth(&self.token)
             })
             .await;
         let Some(response) = response else { return };
@@ -446,7 +449,12 @@ async fn two_of_every_process_store_publish_announce_and_feed_each_user_once() {
         for _ in 0..3 {
             feeds.push((
                 gateway.clone(),
-                FeedClient::connect(&gateway, "?types=user.created").await,
+                FeedClient::connect(
+                    &gateway,
+                    &replicas.environment.token("feed"),
+                    "?types=user.created",
+                )
+                .await,
             ));
         }
     }

@@ -23,6 +23,7 @@ async fn an_availability_check_is_one_trace_across_the_broker() {
         .get(format!(
             "{gateway}/users/availability?email=Free%40Example.com"
         ))
+        .bearer_auth(environment.token("rpc"))
         .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
         .send()
         .await
@@ -117,6 +118,7 @@ async fn an_availability_check_is_one_trace_across_the_broker() {
     assert_eq!(problem["type"], "urn:problem:conflict");
     let unavailable = client
         .get(format!("{gateway}/users/availability?email={taken}"))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();

@@ -88,7 +88,12 @@ impl Stack {
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.gateway(path)).send().await.unwrap()
+        self.client
+            .get(self.gateway(path))
+            .bearer_auth(self.environment.token("faulty"))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `faults_injected_total` of `kind` in the process on `port`.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use messaging::ConsumerSettings;
 use service_kit::faults::FaultSettings;
-use settings::{Env, Lookup, SettingsError, listen_host};
+use service_kit::headers::GatewayTrust;
+use settings::{Env, Lookup, SettingsError, development_mode, listen_host};
 
 pub const DEFAULT_PORT: u16 = 8101;
 pub const DEFAULT_QUEUE_PORT: u16 = 9101;
@@ -31,7 +32,7 @@ pub struct DatabaseSettings {
 impl DatabaseSettings {
     pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
         let url = lookup
-            .text("DATABASE_URL")
+            .text("DATABASE_URL")?
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             return Err(SettingsError::new(
@@ -63,6 +64,8 @@ pub struct Settings {
     /// wakes it.
     pub outbox_poll_interval: Duration,
     pub faults: FaultSettings,
+    /// `INTERNAL_TOKEN`: which requests come from the gateway.
+    pub gateway: GatewayTrust,
 }
 
 impl Settings {
@@ -72,12 +75,15 @@ impl Settings {
 
     pub fn from_lookup(lookup: &impl Lookup) -> Result<Self, SettingsError> {
         let port = lookup.parse("USER_PORT", DEFAULT_PORT, "expected a port number")?;
+        let listen = SocketAddr::new(listen_host(lookup)?, port);
+        let development = development_mode(lookup, listen.ip())?;
         Ok(Self {
-            listen: SocketAddr::new(listen_host(lookup)?, port),
+            listen,
             database: DatabaseSettings::from_lookup(lookup)?,
-            amqp_url: messaging::amqp_url(lookup),
+            amqp_url: messaging::amqp_url(lookup)?,
             outbox_poll_interval: lookup.millis("OUTBOX_POLL_INTERVAL_MS", 1000)?,
-            faults: FaultSettings::from_lookup(lookup)?,
+            faults: FaultSettings::from_lookup(lookup, development)?,
+            gateway: GatewayTrust::from_lookup(lookup, development)?,
         })
     }
 }
@@ -103,11 +109,12 @@ impl QueueSettings {
             DEFAULT_QUEUE_PORT,
             "expected a port number",
         )?;
+        let listen = SocketAddr::new(listen_host(lookup)?, port);
         Ok(Self {
-            listen: SocketAddr::new(listen_host(lookup)?, port),
+            listen,
             database: DatabaseSettings::from_lookup(lookup)?,
             consumer: ConsumerSettings::from_lookup(lookup, messaging::topology::USER_QUEUE)?,
-            faults: FaultSettings::from_lookup(lookup)?,
+            faults: FaultSettings::from_lookup(lookup, development_mode(lookup, listen.ip())?)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 use service_kit::faults::Faults;
+use service_kit::headers::GatewayTrust;
 use service_kit::probes::Stopping;
 use service_kit::{Service, Shutdown};
 use telemetry::Metrics;
@@ -72,7 +73,13 @@ pub fn operational(
 
 /// The service's router: the API, traced and measured, then the probes, `/metrics` and
 /// `/openapi.json`.
-pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping, faults: Faults) -> Router {
+pub fn app(
+    state: AppState,
+    metrics: &Metrics,
+    stopping: Stopping,
+    faults: Faults,
+    gateway: GatewayTrust,
+) -> Router {
     let probes = operational(&state.store, None, metrics, stopping).merge(
         service_kit::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()),
     );
@@ -80,7 +87,7 @@ pub fn app(state: AppState, metrics: &Metrics, stopping: Stopping, faults: Fault
         .route("/user", post(routes::create_user))
         .route("/user/{id}", get(routes::get_user))
         .route("/users", get(routes::list_users));
-    service_kit::service_router(routes, state, faults, probes)
+    service_kit::service_router(routes, state, faults, gateway, probes)
 }
 
 impl Service for Settings {
@@ -124,7 +131,13 @@ impl Service for Settings {
             ConsumerStatus::default(),
             service_kit::serve::stopped(stopped),
         ));
-        let app = app(AppState { store }, &metrics, shutdown.stopping(), faults);
+        let app = app(
+            AppState { store },
+            &metrics,
+            shutdown.stopping(),
+            faults,
+            self.gateway,
+        );
         tracing::info!(address = %listener.local_addr()?, "user service listening");
         let served = service_kit::serve::serve(listener, app, shutdown).await;
         let _ = stop.send(true);

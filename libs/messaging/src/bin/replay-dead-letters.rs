@@ -15,7 +15,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
-    let url = messaging::amqp_url(&settings::Env);
+    let url = match messaging::amqp_url(&settings::Env) {
+        Ok(url) => url,
+        Err(error) => {
+            eprintln!("replay-dead-letters: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let broker = telemetry::redact_url(&url);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

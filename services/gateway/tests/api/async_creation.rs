@@ -49,7 +49,7 @@ async fn an_async_creation_needs_a_token_and_the_broker() {
     let gateway =
         spawn_gateway(&[("AMQP_URL", vhost.amqp_url_via(&proxy.address().to_string()))]).await;
     let unauthenticated = gateway
-        .client
+        .anonymous
         .post(gateway.url("/user"))
         .header("prefer", "respond-async")
         .json(&json!({"name": "later", "email": "later@example.com"}))

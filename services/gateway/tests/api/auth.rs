@@ -13,7 +13,9 @@ fn signed(subject: &str, audience: &str, expires_in: i64, secret: &str) -> Strin
     let claims = contract::tokens::Claims {
         sub: subject.into(),
         aud: audience.into(),
+        iss: None,
         iat: now as u64,
+        nbf: None,
         exp: (now + expires_in) as u64,
         roles: Vec::new(),
     };
@@ -58,6 +60,14 @@ async fn the_authentication_matrix() {
             401,
         ),
         (
+            "valid for longer than JWT_MAX_TTL_SECONDS",
+            Some(format!(
+                "Bearer {}",
+                signed("alice", AUDIENCE, 2 * 86_400, SECRET)
+            )),
+            401,
+        ),
+        (
             "valid token",
             Some(format!("Bearer {}", token("alice"))),
             201,
@@ -66,7 +76,7 @@ async fn the_authentication_matrix() {
     let mut problems = Vec::new();
     for (case, authorization, status) in cases {
         let mut request = gateway
-            .client
+            .anonymous
             .post(gateway.url("/user"))
             .json(&json!({"name": "foo", "email": "foo@example.com"}));
         if let Some(authorization) = authorization {
@@ -94,17 +104,50 @@ async fn the_authentication_matrix() {
 }
 
 #[tokio::test]
-async fn reads_probes_and_metrics_stay_open() {
+async fn reads_of_user_data_need_a_token_and_probes_metrics_and_docs_stay_open() {
     let user = echo().await;
-    let gateway = spawn_gateway(&[("USER_URL", user.url.clone())]).await;
-    for path in ["/ping", "/user/1", "/users", "/metrics"] {
+    let gateway = spawn_gateway(&[
+        ("USER_URL", user.url.clone()),
+        ("SLACK_URL", user.url.clone()),
+    ])
+    .await;
+    for path in [
+        "/user/1",
+        "/users",
+        "/users/availability?email=a%40example.com",
+        "/messages?channel=%23user",
+    ] {
+        let response = gateway
+            .anonymous
+            .get(gateway.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path} without a token");
         let response = gateway.client.get(gateway.url(path)).send().await.unwrap();
+        assert_ne!(response.status(), 401, "{path} with one");
+    }
+    for path in ["/ping", "/metrics", "/openapi.json", "/docs/", "/"] {
+        let response = gateway
+            .anonymous
+            .get(gateway.url(path))
+            .send()
+            .await
+            .unwrap();
         assert!(
             response.status().is_success(),
             "{path}: {}",
             response.status()
         );
     }
+    // `/health` answers anyone, whatever the processes behind it say.
+    let health = gateway
+        .anonymous
+        .get(gateway.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(health.status(), 401);
 }
 
 #[test]
@@ -119,6 +162,8 @@ fn mint_token_prints_a_token_the_gateway_accepts() {
     let authenticator = gateway::auth::Authenticator::new(
         &gateway::configuration::TokenKey::Secret(SECRET.into()),
         AUDIENCE,
+        None,
+        std::time::Duration::from_secs(86_400),
     );
     let mut headers = axum::http::HeaderMap::new();
     headers.insert(
@@ -149,7 +194,9 @@ async fn rs256_tokens_are_checked_with_the_public_key() {
     let claims = contract::tokens::Claims {
         sub: "rsa-user".into(),
         aud: AUDIENCE.into(),
+        iss: None,
         iat: now,
+        nbf: None,
         exp: now + 300,
         roles: Vec::new(),
     };

@@ -60,7 +60,7 @@ async fn only_an_admin_may_see_or_change_the_faults() {
     let redis = TestRedis::new().await;
     let (gateway, _user) = gateway(&redis, &[]).await;
     let anonymous = gateway
-        .client
+        .anonymous
         .get(gateway.url("/admin/faults"))
         .send()
         .await

@@ -17,7 +17,7 @@ use test_support::feed::Ended;
 use test_support::{FeedClient, ServiceProcess, TestVhost, free_port};
 use tungstenite::Message;
 
-use crate::helpers::{TestGateway, spawn_gateway};
+use crate::helpers::{SECRET, TestGateway, spawn_gateway, token};
 
 /// The trace id of the request that caused event `n`.
 fn trace_of(n: usize) -> String {
@@ -145,7 +145,7 @@ async fn the_feed_consumes_only_while_a_client_is_connected() {
 
     // The first client's upgrade is answered once its queue is consumed: an event published
     // the moment it is connected reaches it.
-    let mut first = FeedClient::connect(&gateway.address, "").await;
+    let mut first = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     let user = publish_user(&vhost, 0).await;
     assert_eq!(
         first.frames(1, Duration::from_secs(2)).await[0]["id"],
@@ -160,7 +160,7 @@ async fn the_feed_consumes_only_while_a_client_is_connected() {
     );
 
     // One queue however many clients; it stays while one is left.
-    let mut second = FeedClient::connect(&gateway.address, "").await;
+    let mut second = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     assert_eq!(feed_queues(&vhost).await, queues);
     drop(first);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -181,7 +181,7 @@ async fn the_feed_consumes_only_while_a_client_is_connected() {
     );
 
     // A client coming back gets a queue of its own again, and every event from then on.
-    let mut third = FeedClient::connect(&gateway.address, "").await;
+    let mut third = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     let user = publish_user(&vhost, 2).await;
     assert_eq!(
         third.frames(1, Duration::from_secs(2)).await[0]["id"],
@@ -193,8 +193,8 @@ async fn the_feed_consumes_only_while_a_client_is_connected() {
 #[tokio::test]
 async fn events_reach_every_client_as_frames_with_the_trace_of_their_request() {
     let (vhost, gateway) = gateway_with_feed(&[]).await;
-    let mut first = FeedClient::connect(&gateway.address, "").await;
-    let mut second = FeedClient::connect(&gateway.address, "").await;
+    let mut first = FeedClient::connect(&gateway.address, &token("feed"), "").await;
+    let mut second = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     let user = publish_user(&vhost, 0).await;
     let message = publish_message(&vhost, 1).await;
     for client in [&mut first, &mut second] {
@@ -229,8 +229,10 @@ async fn events_reach_every_client_as_frames_with_the_trace_of_their_request() {
 #[tokio::test]
 async fn clients_get_only_the_types_they_ask_for_and_an_unknown_type_is_refused() {
     let (vhost, gateway) = gateway_with_feed(&[]).await;
-    let mut messages = FeedClient::connect(&gateway.address, "?types=message.created").await;
-    let mut users = FeedClient::connect(&gateway.address, "?types=user.created").await;
+    let mut messages =
+        FeedClient::connect(&gateway.address, &token("feed"), "?types=message.created").await;
+    let mut users =
+        FeedClient::connect(&gateway.address, &token("feed"), "?types=user.created").await;
     publish_user(&vhost, 0).await;
     publish_message(&vhost, 1).await;
     assert_eq!(
@@ -250,7 +252,7 @@ async fn clients_get_only_the_types_they_ask_for_and_an_unknown_type_is_refused(
     assert!(users.next_frame(Duration::from_millis(300)).await.is_none());
 
     assert_eq!(
-        FeedClient::try_connect(&gateway.address, "?types=user.deleted")
+        FeedClient::try_connect(&gateway.address, &token("feed"), "?types=user.deleted")
             .await
             .err()
             .as_deref(),
@@ -272,8 +274,14 @@ async fn clients_get_only_the_types_they_ask_for_and_an_unknown_type_is_refused(
 async fn five_hundred_clients_all_get_every_event_of_a_burst_of_two_hundred() {
     // The burst is what is measured; keep-alive has tests of its own. One test process reading
     // 500 sockets on a busy machine can read a ping late enough to be closed as idle.
-    let (vhost, gateway) = gateway_with_feed(&[("WS_PING_INTERVAL_MS", "600000".to_owned())]).await;
-    let mut clients = join_all((0..500).map(|_| FeedClient::connect(&gateway.address, ""))).await;
+    let (vhost, gateway) = gateway_with_feed(&[
+        ("WS_PING_INTERVAL_MS", "600000".to_owned()),
+        ("WS_MAX_CONNECTIONS_PER_CLIENT", "500".to_owned()),
+    ])
+    .await;
+    let watcher = token("feed");
+    let mut clients =
+        join_all((0..500).map(|_| FeedClient::connect(&gateway.address, &watcher, ""))).await;
     // The clients read while the burst comes, as real ones do: one that reads nothing for the
     // feed's send timeout is closed as stuck, which a slow machine would reach.
     let burst = async {
@@ -299,8 +307,8 @@ async fn five_hundred_clients_all_get_every_event_of_a_burst_of_two_hundred() {
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
     let (vhost, gateway) = gateway_with_feed(&[("WS_PING_INTERVAL_MS", "300".to_owned())]).await;
-    let _stuck = FeedClient::connect(&gateway.address, "").await;
-    let mut reader = FeedClient::connect(&gateway.address, "").await;
+    let _stuck = FeedClient::connect(&gateway.address, &token("feed"), "").await;
+    let mut reader = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     let started = Instant::now();
     for n in 0..20 {
         publish_user(&vhost, n).await;
@@ -326,8 +334,9 @@ async fn a_client_that_never_reads_is_closed_while_the_others_keep_receiving() {
 #[tokio::test]
 async fn a_client_that_falls_behind_is_closed_as_slow_and_the_others_are_not_delayed() {
     let (vhost, gateway) = gateway_with_feed(&[]).await;
-    let _stuck = FeedClient::connect(&gateway.address, "?types=user.created").await;
-    let mut other = FeedClient::connect(&gateway.address, "?types=message.created").await;
+    let _stuck = FeedClient::connect(&gateway.address, &token("feed"), "?types=user.created").await;
+    let mut other =
+        FeedClient::connect(&gateway.address, &token("feed"), "?types=message.created").await;
     // Far more than the socket's buffers and the feed's hold: the stuck client's sends block,
     // then it falls a whole buffer behind.
     let long = "x".repeat(100);
@@ -377,10 +386,10 @@ async fn a_client_that_falls_behind_is_closed_as_slow_and_the_others_are_not_del
 #[tokio::test]
 async fn past_ws_max_connections_the_upgrade_is_a_503() {
     let (_vhost, gateway) = gateway_with_feed(&[("WS_MAX_CONNECTIONS", "2".to_owned())]).await;
-    let _first = FeedClient::connect(&gateway.address, "").await;
-    let second = FeedClient::connect(&gateway.address, "").await;
+    let _first = FeedClient::connect(&gateway.address, &token("feed"), "").await;
+    let second = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     assert_eq!(
-        FeedClient::try_connect(&gateway.address, "")
+        FeedClient::try_connect(&gateway.address, &token("feed"), "")
             .await
             .err()
             .as_deref(),
@@ -388,7 +397,10 @@ async fn past_ws_max_connections_the_upgrade_is_a_503() {
     );
     drop(second);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while FeedClient::try_connect(&gateway.address, "").await.is_err() {
+    while FeedClient::try_connect(&gateway.address, &token("feed"), "")
+        .await
+        .is_err()
+    {
         assert!(
             Instant::now() < deadline,
             "a freed place was not given again"
@@ -400,19 +412,19 @@ async fn past_ws_max_connections_the_upgrade_is_a_503() {
 #[tokio::test]
 async fn a_client_that_sends_data_or_an_oversized_frame_is_closed_and_the_others_go_on() {
     let (vhost, gateway) = gateway_with_feed(&[]).await;
-    let mut talker = FeedClient::connect(&gateway.address, "").await;
+    let mut talker = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     talker.send(Message::text("hello")).await;
     assert_eq!(
         talker.ended(Duration::from_secs(2)).await,
         Some(Ended::Closed(1003, "this feed takes no messages".into()))
     );
-    let mut binary = FeedClient::connect(&gateway.address, "").await;
+    let mut binary = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     binary.send(Message::binary(vec![0u8; 16])).await;
     assert!(matches!(
         binary.ended(Duration::from_secs(2)).await,
         Some(Ended::Closed(1003, _))
     ));
-    let mut large = FeedClient::connect(&gateway.address, "").await;
+    let mut large = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     large.send(Message::Ping(vec![b'x'; 100].into())).await;
     large.send(Message::binary(vec![b'x'; 5000])).await;
     assert!(
@@ -422,7 +434,7 @@ async fn a_client_that_sends_data_or_an_oversized_frame_is_closed_and_the_others
         ),
         "a frame over 4 KiB closes the connection"
     );
-    let mut polite = FeedClient::connect(&gateway.address, "").await;
+    let mut polite = FeedClient::connect(&gateway.address, &token("feed"), "").await;
     polite.send(Message::Ping(vec![1, 2, 3].into())).await;
     publish_user(&vhost, 0).await;
     assert_eq!(
@@ -456,6 +468,7 @@ async fn the_gateways_memory_stays_flat_over_a_burst_with_a_stuck_client() {
             ("OTEL_TRACES_EXPORTER", "none".to_owned()),
             // The stuck client stays for the whole burst: only the buffer bounds it.
             ("WS_PING_INTERVAL_MS", "600000".to_owned()),
+            ("JWT_SECRET", SECRET.to_owned()),
         ],
     );
     let address = format!("http://127.0.0.1:{port}");
@@ -463,8 +476,8 @@ async fn the_gateways_memory_stays_flat_over_a_burst_with_a_stuck_client() {
         .wait_until_ready(&format!("{address}/health/ready"))
         .await;
     let pid = gateway.id();
-    let _stuck = FeedClient::connect(&address, "").await;
-    let mut reader = FeedClient::connect(&address, "").await;
+    let _stuck = FeedClient::connect(&address, &token("feed"), "").await;
+    let mut reader = FeedClient::connect(&address, &token("feed"), "").await;
     // The reader reads as the events come (one that fell a whole buffer behind, or took
     // nothing for the send timeout, would be closed).
     let burst = async {
@@ -489,4 +502,79 @@ async fn the_gateways_memory_stays_flat_over_a_burst_with_a_stuck_client() {
     );
     gateway.terminate();
     assert_eq!(gateway.wait(Duration::from_secs(20)).await.code, Some(0));
+}
+
+#[tokio::test]
+async fn the_feed_needs_a_token_from_an_allowed_origin_and_bounds_each_client() {
+    let (_vhost, gateway) = gateway_with_feed(&[
+        ("WS_MAX_CONNECTIONS_PER_CLIENT", "2".to_owned()),
+        ("CORS_ALLOWED_ORIGINS", "https://app.example".to_owned()),
+    ])
+    .await;
+    let host = gateway.address.trim_start_matches("http://").to_owned();
+    let browser = |origin: &str, protocols: String| {
+        vec![
+            ("origin", origin.to_owned()),
+            ("sec-websocket-protocol", protocols),
+        ]
+    };
+    let offered = format!("feed, bearer.{}", token("browser"));
+    let refused = |outcome: Result<FeedClient, String>| outcome.err();
+
+    assert_eq!(
+        refused(FeedClient::try_connect_with(&gateway.address, "", &[]).await).as_deref(),
+        Some("401"),
+        "no token"
+    );
+    assert_eq!(
+        refused(FeedClient::try_connect(&gateway.address, "not.a.token", "").await).as_deref(),
+        Some("401")
+    );
+    // A browser: the token as a subprotocol, answered with `feed`, from its own origin.
+    let own = FeedClient::try_connect_with(
+        &gateway.address,
+        "",
+        &browser(&format!("http://{host}"), offered.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.protocol(), Some("feed"));
+    assert_eq!(
+        refused(
+            FeedClient::try_connect_with(
+                &gateway.address,
+                "",
+                &browser("https://evil.example", offered.clone())
+            )
+            .await
+        )
+        .as_deref(),
+        Some("403"),
+        "another site's page"
+    );
+    // An origin CORS_ALLOWED_ORIGINS names; then this client's cap of two.
+    let listed = FeedClient::try_connect_with(
+        &gateway.address,
+        "",
+        &browser("https://app.example", offered.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        refused(FeedClient::try_connect(&gateway.address, &token("feed"), "").await).as_deref(),
+        Some("429"),
+        "a third feed from one client"
+    );
+    drop((own, listed));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while FeedClient::try_connect(&gateway.address, &token("feed"), "")
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the client's places were not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -15,7 +15,7 @@ use telemetry::TelemetryConfig;
 use test_support::{InProcess, wait_until_ready};
 use tokio::sync::oneshot;
 
-pub const SECRET: &str = "gateway-test-secret";
+pub const SECRET: &str = "gateway-test-secret-of-at-least-32-bytes";
 pub const AUDIENCE: &str = "microservice-stack";
 
 /// A fake service on a random port; dropped, it stops.
@@ -93,7 +93,10 @@ pub fn closed() -> String {
 
 pub struct TestGateway {
     pub address: String,
+    /// Sends a valid token (subject `tester`) with every request.
     pub client: reqwest::Client,
+    /// Sends none.
+    pub anonymous: reqwest::Client,
     _service: InProcess,
 }
 
@@ -117,9 +120,18 @@ pub async fn spawn_gateway(overrides: &[(&str, String)]) -> TestGateway {
     let address = format!("http://{}", launch.address());
     let service = InProcess::start(move |stopped| launch.run(stopped).unwrap());
     wait_until_ready(&format!("{address}/health/ready"), Duration::from_secs(10)).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token("tester")).parse().unwrap(),
+    );
     TestGateway {
         address,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        anonymous: reqwest::Client::new(),
         _service: service,
     }
 }

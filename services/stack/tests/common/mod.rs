@@ -14,7 +14,7 @@ use test_support::{
     FakeWebhook, ServiceProcess, TestDatabase, TestRedis, TestVhost, ZipkinReceiver, free_port,
 };
 
-pub const JWT_SECRET: &str = "stack-test-secret";
+pub const JWT_SECRET: &str = "stack-test-secret-of-at-least-32-bytes";
 
 pub struct Environment {
     pub zipkin: ZipkinReceiver,

@@ -100,6 +100,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         amqp_url,
         outbox_poll_interval: Duration::from_millis(200),
         faults: FaultSettings::off(),
+        gateway: service_kit::headers::GatewayTrust::everyone(),
     };
     let (address, service) = start(settings, &config).await;
     TestApp {
